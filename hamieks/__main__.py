@@ -1,0 +1,5 @@
+import sys
+
+from hamieks.cli import main
+
+sys.exit(main())

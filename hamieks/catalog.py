@@ -1,0 +1,189 @@
+"""EC2 instance types: GPUs as HAMi registers them, size, and on-demand price.
+
+Memory is what HAMi registers, i.e. `nvidia-smi --query-gpu=memory.total` with ECC on, not the
+nominal GpuInfo AWS publishes (a T4 is sold as 16 GiB, HAMi sees 15360 MiB). Plans, caps and
+percentages are computed against these numbers because that is what the scheduler uses.
+
+Sources:
+- T4 15360 and A10G 23028 MiB: the node-nvidia-register annotations in the reference blog;
+  L4 23034 MiB: ../shared/docs/DESIGN.md §3. The other models: nvidia-smi memory.total as
+  reported on those instances with ECC enabled (L40S 46068, V100 16160/32510, A100 40960/81920,
+  H100 81559). Refresh from a live node's `hami.io/node-nvidia-register` annotation if in doubt.
+- Registered type: HAMi's NVIDIA device plugin registers "NVIDIA-" + the nvidia-smi name
+  ("NVIDIA-Tesla T4", "NVIDIA-NVIDIA A10G"), and `nvidia.com/use-gputype` matches it by
+  case-insensitive substring.
+- Prices: see PRICE_SOURCE / PRICES_AS_OF below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRICE_SOURCE = (
+    "AWS EC2 On-Demand pricing, Linux, shared tenancy "
+    "(https://aws.amazon.com/ec2/pricing/on-demand/); P4d/P5 after the June 2025 price cut"
+)
+PRICES_AS_OF = "2026-11-22"
+PRICED_REGIONS = ("us-east-1", "us-west-2")
+
+# Flat per-hour costs that every stack pays besides its nodes, same source and date.
+EKS_CONTROL_PLANE_USD_PER_HOUR = 0.10
+NAT_GATEWAY_USD_PER_HOUR = 0.045
+
+
+@dataclass(frozen=True)
+class GpuModel:
+    """A GPU model as HAMi's NVIDIA device plugin registers it."""
+
+    name: str  # nvidia-smi name, e.g. "Tesla T4"
+    short: str  # the name users write in gpuType, e.g. "T4"
+    memory_mib: int  # HAMi-visible memory (nvidia-smi memory.total, ECC on)
+    compute_capability: str
+
+    @property
+    def registered_type(self) -> str:
+        return f"NVIDIA-{self.name}"
+
+
+T4 = GpuModel("Tesla T4", "T4", 15360, "7.5")
+A10G = GpuModel("NVIDIA A10G", "A10G", 23028, "8.6")
+L4 = GpuModel("NVIDIA L4", "L4", 23034, "8.9")
+L40S = GpuModel("NVIDIA L40S", "L40S", 46068, "8.9")
+V100_16 = GpuModel("Tesla V100-SXM2-16GB", "V100", 16160, "7.0")
+V100_32 = GpuModel("Tesla V100-SXM2-32GB", "V100", 32510, "7.0")
+A100_40 = GpuModel("NVIDIA A100-SXM4-40GB", "A100", 40960, "8.0")
+A100_80 = GpuModel("NVIDIA A100-SXM4-80GB", "A100", 81920, "8.0")
+H100 = GpuModel("NVIDIA H100 80GB HBM3", "H100", 81559, "9.0")
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    vcpu: int
+    memory_gib: int
+    gpu: GpuModel | None
+    gpu_count: int
+    usd_per_hour: dict[str, float]
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.gpu is not None and self.gpu_count > 0
+
+    def price(self, region: str) -> float:
+        try:
+            return self.usd_per_hour[region]
+        except KeyError:
+            raise KeyError(
+                f"no recorded price for {self.name} in {region}; priced regions: "
+                f"{', '.join(PRICED_REGIONS)}"
+            ) from None
+
+
+def _same_price(usd: float) -> dict[str, float]:
+    # These families list the same on-demand price in us-east-1 and us-west-2.
+    return {region: usd for region in PRICED_REGIONS}
+
+
+def _family(gpu: GpuModel | None, rows: list[tuple[str, int, int, int, float]]) -> list[InstanceType]:
+    return [
+        InstanceType(name, vcpu, mem, gpu if count else None, count, _same_price(usd))
+        for name, vcpu, mem, count, usd in rows
+    ]
+
+
+# (name, vCPU, memory GiB, GPUs, $/hour)
+_INSTANCE_TYPES: list[InstanceType] = [
+    *_family(T4, [
+        ("g4dn.xlarge", 4, 16, 1, 0.526),
+        ("g4dn.2xlarge", 8, 32, 1, 0.752),
+        ("g4dn.4xlarge", 16, 64, 1, 1.204),
+        ("g4dn.8xlarge", 32, 128, 1, 2.176),
+        ("g4dn.12xlarge", 48, 192, 4, 3.912),
+        ("g4dn.16xlarge", 64, 256, 1, 4.352),
+        ("g4dn.metal", 96, 384, 8, 7.824),
+    ]),
+    *_family(A10G, [
+        ("g5.xlarge", 4, 16, 1, 1.006),
+        ("g5.2xlarge", 8, 32, 1, 1.212),
+        ("g5.4xlarge", 16, 64, 1, 1.624),
+        ("g5.8xlarge", 32, 128, 1, 2.448),
+        ("g5.12xlarge", 48, 192, 4, 5.672),
+        ("g5.16xlarge", 64, 256, 1, 4.096),
+        ("g5.24xlarge", 96, 384, 4, 8.144),
+        ("g5.48xlarge", 192, 768, 8, 16.288),
+    ]),
+    *_family(L4, [
+        ("g6.xlarge", 4, 16, 1, 0.8048),
+        ("g6.2xlarge", 8, 32, 1, 0.9776),
+        ("g6.4xlarge", 16, 64, 1, 1.3232),
+        ("g6.8xlarge", 32, 128, 1, 2.0144),
+        ("g6.12xlarge", 48, 192, 4, 4.6016),
+        ("g6.16xlarge", 64, 256, 1, 3.3968),
+        ("g6.24xlarge", 96, 384, 4, 6.6752),
+        ("g6.48xlarge", 192, 768, 8, 13.3504),
+    ]),
+    *_family(L40S, [
+        ("g6e.xlarge", 4, 32, 1, 1.861),
+        ("g6e.2xlarge", 8, 64, 1, 2.24208),
+        ("g6e.4xlarge", 16, 128, 1, 3.00424),
+        ("g6e.8xlarge", 32, 256, 1, 4.52856),
+        ("g6e.12xlarge", 48, 384, 4, 10.49264),
+        ("g6e.16xlarge", 64, 512, 1, 7.57719),
+        ("g6e.24xlarge", 96, 768, 4, 15.06559),
+        ("g6e.48xlarge", 192, 1536, 8, 30.13118),
+    ]),
+    *_family(V100_16, [
+        ("p3.2xlarge", 8, 61, 1, 3.06),
+        ("p3.8xlarge", 32, 244, 4, 12.24),
+        ("p3.16xlarge", 64, 488, 8, 24.48),
+    ]),
+    *_family(V100_32, [("p3dn.24xlarge", 96, 768, 8, 31.212)]),
+    *_family(A100_40, [("p4d.24xlarge", 96, 1152, 8, 21.96)]),
+    *_family(A100_80, [("p4de.24xlarge", 96, 1152, 8, 27.447)]),
+    *_family(H100, [("p5.48xlarge", 192, 2048, 8, 55.04)]),
+    # CPU types offered for the system node group (coredns, HAMi scheduler, add-on controllers).
+    *_family(None, [
+        ("t3.large", 2, 8, 0, 0.0832),
+        ("t3.xlarge", 4, 16, 0, 0.1664),
+        ("m6i.large", 2, 8, 0, 0.096),
+        ("m6i.xlarge", 4, 16, 0, 0.192),
+        ("m7i.large", 2, 8, 0, 0.1008),
+        ("m7i.xlarge", 4, 16, 0, 0.2016),
+    ]),
+]
+
+INSTANCE_TYPES: dict[str, InstanceType] = {it.name: it for it in _INSTANCE_TYPES}
+
+
+class UnknownInstanceType(KeyError):
+    def __str__(self) -> str:  # KeyError would print the repr of its argument
+        return str(self.args[0])
+
+
+def instance_type(name: str) -> InstanceType:
+    """Look up an instance type; an unknown one is an error that lists what is known."""
+    try:
+        return INSTANCE_TYPES[name]
+    except KeyError:
+        families = sorted({n.split(".")[0] for n in INSTANCE_TYPES})
+        raise UnknownInstanceType(
+            f"instance type {name!r} is not in the hami-eks catalog (known families: "
+            f"{', '.join(families)}); add it to hamieks/catalog.py with its GPU memory as "
+            f"HAMi registers it and its price"
+        ) from None
+
+
+def gpu_type_matches(use_gputype: str, registered_type: str) -> bool:
+    """HAMi's `nvidia.com/use-gputype` test: a comma list, case-insensitive substring match.
+
+    Note the consequence HAMi has too: "A10" also matches "A100", "L4" also matches "L40S".
+    """
+    registered = registered_type.lower()
+    return any(
+        wanted.strip().lower() in registered for wanted in use_gputype.split(",") if wanted.strip()
+    )
+
+
+def needs_cuda12_image(gpu: GpuModel) -> bool:
+    """CUDA 13 builds (vLLM >= 0.20 plain tags) dropped Volta; V100 needs a -cu129 image."""
+    return gpu.compute_capability == "7.0"
