@@ -1,0 +1,84 @@
+"""hami-eks: settings -> preflight -> components -> outputs.
+
+Every check that can fail runs before the first resource is registered, so a bad stack never
+half-creates anything.
+"""
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import stack_config
+from components.cluster import Cluster, ClusterArgs
+from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
+from components.hami import Hami, HamiArgs
+from components.network import Network, NetworkArgs
+from components.serving import ModelServing, ModelServingArgs
+from hamieks import hami_values, outputs, settings as settings_mod, zones
+from hamieks.errors import ConfigError
+
+# ---- settings and preflight (no resources yet) ----------------------------------------------
+config, hf_token = stack_config.read()
+try:
+    settings = settings_mod.load_settings(config)
+    offerings = aws.ec2.get_instance_type_offerings(
+        location_type="availability-zone",
+        filters=[aws.ec2.GetInstanceTypeOfferingsFilterArgs(name="instance-type", values=list(settings.instance_types))],
+    )
+    zone_names = zones.choose_availability_zones(
+        zip(offerings.instance_types, offerings.locations), settings.instance_types,
+        settings.availability_zone_count, settings.region)
+except ConfigError as error:
+    raise pulumi.RunError(str(error)) from None
+
+tags = {"project": "hami-eks", "stack": pulumi.get_stack(), "cluster": settings.cluster_name}
+private_cidrs, public_cidrs = settings_mod.subnet_cidrs(settings.vpc_cidr, settings.availability_zone_count)
+
+# ---- AWS ------------------------------------------------------------------------------------
+network = Network(settings.cluster_name, NetworkArgs(
+    cidr=settings.vpc_cidr, zones=tuple(zone_names), private_cidrs=tuple(private_cidrs),
+    public_cidrs=tuple(public_cidrs), nat_gateway_per_az=settings.nat_gateway_per_az, tags=tags))
+
+cluster = Cluster(settings.cluster_name, ClusterArgs(
+    cluster_name=settings.cluster_name, kubernetes_version=settings.kubernetes_version,
+    vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
+    private_subnet_ids=network.private_subnet_ids, public_access_cidrs=settings.public_access_cidrs,
+    admin_principal_arns=settings.admin_principal_arns, system_instance_type=settings.system_instance_type,
+    system_node_count=settings.system_node_count, system_node_labels=settings_mod.SYSTEM_NODE_LABELS, tags=tags))
+
+gpu_groups = [
+    GpuNodeGroup(f"{settings.cluster_name}-{group.name}", GpuNodeGroupArgs(
+        cluster=cluster.eks_cluster, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
+        instance_types=group.instance_types, desired_size=group.desired_size, min_size=group.min_size,
+        max_size=group.max_size, disk_size_gib=group.disk_size_gib, capacity_type=group.capacity_type,
+        labels=group.labels, taint=settings_mod.GPU_TAINT, tags=tags))
+    for group in settings.node_groups
+]
+
+# ---- Kubernetes -----------------------------------------------------------------------------
+# One explicit provider from the cluster's kubeconfig: nothing may fall back to an ambient
+# ~/.kube/config and deploy into some other cluster.
+provider = k8s.Provider(f"{settings.cluster_name}-k8s", kubeconfig=cluster.kubeconfig_json,
+                        enable_server_side_apply=True)
+
+# HAMi's device plugin only starts once GPU nodes exist, and the release waits for it.
+hami = Hami("hami", HamiArgs(chart_version=settings.hami_chart_version,
+                             values=hami_values.release_values(settings)),
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster, *gpu_groups]))
+
+# GPU pods created before HAMi's webhook exists bypass hami-scheduler and stay Pending.
+serving = ModelServing("serving", ModelServingArgs(settings=settings, hf_token=hf_token),
+                       opts=pulumi.ResourceOptions(provider=provider, depends_on=[hami]))
+
+# ---- outputs --------------------------------------------------------------------------------
+pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig_json))
+pulumi.export("clusterName", cluster.name)
+pulumi.export("region", settings.region)
+pulumi.export("clusterEndpoint", cluster.endpoint)
+pulumi.export("kubectlConfigCommand", outputs.kubectl_config_command(settings))
+pulumi.export("vpcId", network.vpc_id)
+pulumi.export("availabilityZones", zone_names)
+pulumi.export("publicSubnetIds", network.public_subnet_ids)
+pulumi.export("privateSubnetIds", network.private_subnet_ids)
+pulumi.export("nodeGroups", outputs.node_groups(settings))
+pulumi.export("services", outputs.services(settings))

@@ -1,0 +1,1 @@
+"""Thin Pulumi ComponentResources. Domain decisions live in the pure `hamieks` package."""

@@ -1,0 +1,51 @@
+"""The HAMi Helm release: scheduler extender, mutating webhook and device plugin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from hamieks import versions
+
+
+@dataclass(frozen=True)
+class HamiArgs:
+    chart_version: str
+    values: dict[str, Any]
+    namespace: str = "kube-system"
+
+
+class Hami(pulumi.ComponentResource):
+    """Creates: a `k8s.helm.v3.Release` of the pinned HAMi chart in kube-system that waits until
+    its workloads and hook jobs (the webhook certificate) are ready, so anything depending on
+    this component is created only once the webhook can route GPU pods to hami-scheduler."""
+
+    release: k8s.helm.v3.Release
+    status: pulumi.Output[Any]
+
+    def __init__(self, name: str, args: HamiArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hami-eks:hami:Hami", name, None, opts)
+        # A real Release, not a rendered template: the chart creates its webhook certificate
+        # in install hooks, which only Helm runs.
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            k8s.helm.v3.ReleaseArgs(
+                name="hami",
+                chart=versions.HAMI_CHART_NAME,
+                version=args.chart_version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.HAMI_CHART_REPO),
+                namespace=args.namespace,
+                values=args.values,
+                skip_await=False,
+                wait_for_jobs=True,
+                atomic=True,
+                cleanup_on_fail=True,
+                timeout=900,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.status = self.release.status
+        self.register_outputs({"status": self.status})

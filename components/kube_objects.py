@@ -1,0 +1,29 @@
+"""Create Kubernetes objects given as plain dicts (from hamieks.workloads) as typed resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+_RESOURCE_CLASSES = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "Secret"): k8s.core.v1.Secret,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+}
+
+
+def create(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """Register one object; the Pulumi name is kind-namespace-name, stable across edits."""
+    key = (obj["apiVersion"], obj["kind"])
+    try:
+        cls = _RESOURCE_CLASSES[key]
+    except KeyError:
+        raise TypeError(f"no Pulumi resource class mapped for {key}; add it to _RESOURCE_CLASSES") from None
+    meta = obj["metadata"]
+    resource_name = "-".join(p for p in (obj["kind"].lower(), meta.get("namespace"), meta["name"]) if p)
+    fields = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    return cls(resource_name, **fields, opts=opts)

@@ -1,0 +1,47 @@
+"""Read the stack's configuration from the Pulumi engine into the flat mapping that
+hamieks.settings.load_settings validates (the same mapping the offline CLI builds from files)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from hamieks.settings import CONFIG_KEYS, PROJECT, STRUCTURED_KEYS, config_key
+
+
+def read() -> tuple[dict[str, Any], pulumi.Output[str] | None]:
+    """Returns the config mapping and the HF token as a secret Output (or None).
+
+    The token never enters the mapping: only its presence does, so it cannot leak into an
+    error message or a plan.
+    """
+    cfg = pulumi.Config(PROJECT)
+    values: dict[str, Any] = {}
+    hf_token = None
+    for spec in CONFIG_KEYS:
+        if spec.secret:
+            secret = cfg.get_secret(spec.name)
+            if secret is not None:
+                values[config_key(spec.name)] = "<secret>"
+                hf_token = secret
+        elif (raw := cfg.get(spec.name)) is not None:
+            values[config_key(spec.name)] = raw
+    for name in STRUCTURED_KEYS:
+        values[config_key(name)] = cfg.require_object(name)
+    region = pulumi.Config("aws").get("region")
+    if region:
+        values["aws:region"] = region
+    # Keys nobody reads are typos; pass them on so validation can name them.
+    for key in _all_keys():
+        if key.startswith(PROJECT + ":") and key not in values:
+            values[key] = pulumi.runtime.get_config(key)
+    return values, hf_token
+
+
+def _all_keys() -> set[str]:
+    keys = set(pulumi.runtime.get_config_env())
+    explicit = getattr(pulumi.runtime.config, "CONFIG", None)  # set_all_config (tests, automation API)
+    if explicit is not None:
+        keys |= set(explicit.get())
+    return keys

@@ -1,0 +1,41 @@
+"""Stack outputs that are pure functions of the settings (what CI reads after `pulumi up`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hamieks import workloads
+from hamieks.settings import Settings
+
+FIRST_LOCAL_PORT = 8001  # the blog forwards its services to 8001, 8002, 8003
+
+
+def kubectl_config_command(settings: Settings) -> str:
+    return f"aws eks update-kubeconfig --region {settings.region} --name {settings.cluster_name}"
+
+
+def node_groups(settings: Settings) -> dict[str, Any]:
+    return {
+        group.name: {
+            "instanceTypes": list(group.instance_types),
+            "gpuModel": group.gpu.short,
+            "gpusPerNode": group.instance.gpu_count,
+            "desiredSize": group.desired_size,
+        }
+        for group in settings.node_groups
+    }
+
+
+def services(settings: Settings) -> dict[str, Any]:
+    return {
+        svc.name: {
+            "model": svc.model,
+            "gpuType": svc.gpu_type,
+            "nodeGroup": svc.node_group,
+            "replicas": svc.replicas,
+            "memoryRequest": svc.memory_request_label,
+            "url": workloads.service_url(settings, svc),
+            "portForward": workloads.port_forward_command(settings, svc, FIRST_LOCAL_PORT + i),
+        }
+        for i, svc in enumerate(settings.services)
+    }

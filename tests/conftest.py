@@ -1,0 +1,17 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+# The program imports `components` and `hamieks` from the project root, as under `pulumi up`.
+sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared (design doc, reference demo, HAMi chart): beside CI's clone, not a user's."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is absent (a user's clone): reference data for this check is unavailable")
+    return SHARED

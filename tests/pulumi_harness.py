@@ -1,0 +1,217 @@
+"""Run __main__.py as `pulumi up` would, against mocks, and record the resource graph.
+
+The Pulumi CLI gives a program the project's config defaults plus the stack file's values;
+mocks alone would give it nothing, so the stack files would never be tested. This harness
+loads both (hamieks.stackfiles, the loader the offline CLI uses too), hands them to the
+runtime with set_all_config, and records every RegisterResource request: type, name, parent,
+provider, explicit dependencies and inputs. AWS data sources are answered from a small fake
+region in which one zone lacks g5.12xlarge, as in real us-west-2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from google.protobuf import json_format
+from pulumi.runtime import rpc
+
+from hamieks import stackfiles
+
+REPO = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"
+DEPLOYER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/Deployer"
+SECRET_PLACEHOLDER = "mock-secret-value"
+
+# zone -> instance types offered there. us-west-2a lacks g5.12xlarge and g6.12xlarge.
+FAKE_OFFERINGS = {
+    "a": {"g4dn.xlarge", "g4dn.2xlarge", "g4dn.12xlarge", "g5.xlarge", "g5.2xlarge", "g6.xlarge"},
+    "b": "*", "c": "*", "d": "*",
+}
+
+
+def offered(region: str, instance_types: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for suffix, types in FAKE_OFFERINGS.items():
+        for it in instance_types:
+            if types == "*" or it in types:
+                pairs.append((it, f"{region}{suffix}"))
+    return pairs
+
+
+@dataclass
+class Registered:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    provider: str
+    custom: bool
+    dependencies: list[str]
+    inputs: dict[str, Any]
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    invokes: list[tuple[str, dict]] = field(default_factory=list)
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def by_urn(self, urn: str) -> Registered:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def one(self, type_: str, name: str) -> Registered:
+        matches = [r for r in self.of_type(type_) if r.name == name]
+        assert len(matches) == 1, f"expected one {type_} named {name}, found {len(matches)}"
+        return matches[0]
+
+    def ancestors(self, resource: Registered) -> list[Registered]:
+        chain, parent = [], resource.parent
+        while parent:
+            found = [r for r in self.resources if r.urn == parent]
+            if not found:
+                break
+            chain.append(found[0])
+            parent = found[0].parent
+        return chain
+
+    def depends_on(self, resource: Registered, target: Registered) -> bool:
+        """Explicit dependency of the resource or of any ancestor component on the target."""
+        return any(target.urn in r.dependencies for r in [resource, *self.ancestors(resource)])
+
+
+class FakeCloud(pulumi.runtime.Mocks):
+    def __init__(self, run: ProgramRun, region: str):
+        self.run = run
+        self.region = region
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outputs = dict(args.inputs)
+        if args.typ == "eks:index:Cluster":
+            name = args.inputs.get("name", args.name)
+            endpoint = f"https://{name.upper()}.gr7.{self.region}.eks.amazonaws.com"
+            issuer = f"oidc.eks.{self.region}.amazonaws.com/id/EXAMPLE{name.upper()}"
+            outputs.update({
+                "kubeconfigJson": json.dumps({"apiVersion": "v1", "kind": "Config",
+                                              "clusters": [{"name": name, "cluster": {"server": endpoint}}]}),
+                "kubeconfig": {"apiVersion": "v1", "kind": "Config"},
+                "core": {"endpoint": endpoint, "cluster": None},
+                "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}",
+                "oidcProviderUrl": f"https://{issuer}",
+            })
+        elif args.typ == "aws:iam/role:Role":
+            outputs["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{args.name}"
+            outputs["name"] = args.name
+        elif args.typ == "kubernetes:helm.sh/v3:Release":
+            outputs["status"] = {"status": "deployed", "version": args.inputs.get("version")}
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        self.run.invokes.append((args.token, dict(args.args)))
+        if args.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            wanted = [v for f in args.args.get("filters", []) if f["name"] == "instance-type" for v in f["values"]]
+            pairs = offered(self.region, wanted)
+            return {"id": self.region, "instanceTypes": [p[0] for p in pairs],
+                    "locations": [p[1] for p in pairs], "locationTypes": ["availability-zone"] * len(pairs)}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/Deployer/ci",
+                    "userId": "AROAEXAMPLE:ci", "id": ACCOUNT}
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            return {"arn": args.args["arn"], "issuerArn": DEPLOYER_ROLE, "issuerId": "AROAEXAMPLE",
+                    "issuerName": "Deployer", "sessionName": "ci", "id": args.args["arn"]}
+        raise NotImplementedError(f"the fake cloud does not answer {args.token}")
+
+
+class Secret(str):
+    """A string input that the program marked secret."""
+
+
+def plain(value: Any) -> Any:
+    """Inputs as plain data, without resolving resource references (that would need the
+    program's event loop): a reference becomes its URN, a secret a `Secret` (or its value)."""
+    if isinstance(value, dict):
+        sig = value.get(rpc._special_sig_key)
+        if sig == rpc._special_secret_sig:
+            inner = plain(value.get("value"))
+            return Secret(inner) if isinstance(inner, str) else inner
+        if sig == rpc._special_resource_sig:
+            return value.get("urn")
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf Struct carries every number as a double
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, keeping what Mocks.new_resource is not shown: parent, provider, deps."""
+
+    def __init__(self, mocks: FakeCloud):
+        super().__init__(mocks)
+        self.run = mocks.run
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.run.resources.append(Registered(
+                urn=response.urn, type=request.type, name=request.name, parent=request.parent,
+                provider=request.provider, custom=request.custom, dependencies=list(request.dependencies),
+                inputs=plain(json_format.MessageToDict(request.object)),
+            ))
+        return response
+
+
+def stack_config(stack: str, project_dir: Path = REPO, overrides: dict[str, Any] | None = None):
+    values = stackfiles.load_stack_config(project_dir, stack)
+    values.update(overrides or {})
+    return stackfiles.to_pulumi_config(values, SECRET_PLACEHOLDER)
+
+
+def run_program(stack: str, overrides: dict[str, Any] | None = None, preview: bool = False,
+                project_dir: Path = REPO) -> ProgramRun:
+    """Run __main__.py for the stack in a fresh Pulumi runtime context; raise what it raises."""
+    config, secret_keys = stack_config(stack, project_dir, overrides)
+    region = config.get("aws:region", "us-west-2")
+    run = ProgramRun(stack=stack)
+    return contextvars.Context().run(_run, run, config, secret_keys, region, preview)
+
+
+def _run(run: ProgramRun, config, secret_keys, region, preview) -> ProgramRun:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        mocks = FakeCloud(run, region)
+        pulumi.runtime.set_mocks(mocks, project="hami-eks", stack=run.stack, preview=preview,
+                                 monitor=RecordingMonitor(mocks))
+        pulumi.runtime.set_all_config(config, secret_keys)
+        error = None
+        try:
+            runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
+        except Exception as exc:  # noqa: BLE001 re-raised once the runtime has settled
+            error = exc
+        loop.run_until_complete(pulumi.runtime.stack.wait_for_rpcs())
+        if error is not None:
+            raise error
+        root = pulumi.runtime.get_root_resource()
+        for name, value in root.outputs.items():
+            output = pulumi.Output.from_input(value)
+            run.outputs[name] = loop.run_until_complete(output.future())
+            if loop.run_until_complete(output.is_secret()):
+                run.secret_outputs.add(name)
+        return run
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
