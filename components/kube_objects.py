@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pulumi
@@ -25,5 +26,11 @@ def create(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomRe
         raise TypeError(f"no Pulumi resource class mapped for {key}; add it to _RESOURCE_CLASSES") from None
     meta = obj["metadata"]
     resource_name = "-".join(p for p in (obj["kind"].lower(), meta.get("namespace"), meta["name"]) if p)
-    fields = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    # Top-level fields are Python keyword arguments (stringData -> string_data); nested dicts
+    # are sent to the engine as they are, camelCase included.
+    fields = {_snake(k): v for k, v in obj.items() if k not in ("apiVersion", "kind")}
     return cls(resource_name, **fields, opts=opts)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -65,6 +65,7 @@ class ProgramRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     invokes: list[tuple[str, dict]] = field(default_factory=list)
+    error: Exception | None = None
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
@@ -87,9 +88,17 @@ class ProgramRun:
             parent = found[0].parent
         return chain
 
+    def descendants(self, resource: Registered) -> list[Registered]:
+        return [r for r in self.resources if resource in self.ancestors(r)]
+
     def depends_on(self, resource: Registered, target: Registered) -> bool:
-        """Explicit dependency of the resource or of any ancestor component on the target."""
-        return any(target.urn in r.dependencies for r in [resource, *self.ancestors(resource)])
+        """Whether the resource, or a component it belongs to, explicitly depends on the target.
+
+        A dependency on a component is sent to the engine as dependencies on the resources
+        inside it, so depending on any of those counts as depending on the component.
+        """
+        targets = {target.urn} | {r.urn for r in self.descendants(target)}
+        return any(targets & set(r.dependencies) for r in [resource, *self.ancestors(resource)])
 
 
 class FakeCloud(pulumi.runtime.Mocks):
@@ -144,8 +153,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         sig = value.get(rpc._special_sig_key)
         if sig == rpc._special_secret_sig:
-            inner = plain(value.get("value"))
-            return Secret(inner) if isinstance(inner, str) else inner
+            return _secret(plain(value.get("value")))
         if sig == rpc._special_resource_sig:
             return value.get("urn")
         return {k: plain(v) for k, v in value.items()}
@@ -153,6 +161,16 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)  # protobuf Struct carries every number as a double
+    return value
+
+
+def _secret(value: Any) -> Any:
+    if isinstance(value, str):
+        return Secret(value)
+    if isinstance(value, dict):
+        return {k: _secret(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_secret(v) for v in value]
     return value
 
 
@@ -181,15 +199,24 @@ def stack_config(stack: str, project_dir: Path = REPO, overrides: dict[str, Any]
 
 
 def run_program(stack: str, overrides: dict[str, Any] | None = None, preview: bool = False,
-                project_dir: Path = REPO) -> ProgramRun:
-    """Run __main__.py for the stack in a fresh Pulumi runtime context; raise what it raises."""
+                project_dir: Path = REPO, expect_error: bool = False) -> ProgramRun:
+    """Run __main__.py for the stack in a fresh Pulumi runtime context.
+
+    A program error is raised, unless expect_error: then it is in `run.error`, beside whatever
+    the program registered before failing.
+    """
     config, secret_keys = stack_config(stack, project_dir, overrides)
     region = config.get("aws:region", "us-west-2")
     run = ProgramRun(stack=stack)
-    return contextvars.Context().run(_run, run, config, secret_keys, region, preview)
+    contextvars.Context().run(_run, run, config, secret_keys, region, preview)
+    if run.error is not None and not expect_error:
+        raise run.error
+    if run.error is None and expect_error:
+        raise AssertionError(f"the program succeeded for {stack} although an error was expected")
+    return run
 
 
-def _run(run: ProgramRun, config, secret_keys, region, preview) -> ProgramRun:
+def _run(run: ProgramRun, config, secret_keys, region, preview) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -197,21 +224,19 @@ def _run(run: ProgramRun, config, secret_keys, region, preview) -> ProgramRun:
         pulumi.runtime.set_mocks(mocks, project="hami-eks", stack=run.stack, preview=preview,
                                  monitor=RecordingMonitor(mocks))
         pulumi.runtime.set_all_config(config, secret_keys)
-        error = None
         try:
             runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
-        except Exception as exc:  # noqa: BLE001 re-raised once the runtime has settled
-            error = exc
+        except Exception as exc:  # noqa: BLE001 reported to the caller once the runtime has settled
+            run.error = exc
         loop.run_until_complete(pulumi.runtime.stack.wait_for_rpcs())
-        if error is not None:
-            raise error
+        if run.error is not None:
+            return
         root = pulumi.runtime.get_root_resource()
         for name, value in root.outputs.items():
             output = pulumi.Output.from_input(value)
             run.outputs[name] = loop.run_until_complete(output.future())
             if loop.run_until_complete(output.is_secret()):
                 run.secret_outputs.add(name)
-        return run
     finally:
         loop.close()
         asyncio.set_event_loop(None)

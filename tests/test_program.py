@@ -1,0 +1,266 @@
+"""__main__.py run as `pulumi up` runs it, for every shipped stack file, under mocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hamieks import catalog, hami_values, settings as settings_mod, stackfiles, versions
+from pulumi_harness import DEPLOYER_ROLE, FAKE_OFFERINGS, REPO, Secret, run_program
+
+STACKS = stackfiles.available_stacks(REPO)
+OUTPUTS = {"kubeconfig", "clusterName", "region", "clusterEndpoint", "kubectlConfigCommand", "vpcId",
+           "publicSubnetIds", "privateSubnetIds", "nodeGroups", "services"}
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+MNG = "eks:index:ManagedNodeGroup"
+
+
+def settings_for(stack: str) -> settings_mod.Settings:
+    return settings_mod.load_settings(stackfiles.load_stack_config(REPO, stack))
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def stack_run(request):
+    return request.param, settings_for(request.param), run_program(request.param)
+
+
+def test_every_stack_file_is_exercised():
+    assert "demo" in STACKS and len(STACKS) >= 1
+
+
+def test_resource_counts(stack_run):
+    _, s, run = stack_run
+    azs = s.availability_zone_count
+    expected = {
+        "aws:ec2/vpc:Vpc": 1,
+        "aws:ec2/subnet:Subnet": 2 * azs,
+        "aws:ec2/natGateway:NatGateway": azs if s.nat_gateway_per_az else 1,
+        "aws:ec2/internetGateway:InternetGateway": 1,
+        "eks:index:Cluster": 1,
+        MNG: 1 + len(s.node_groups),
+        "hami-eks:gpu:GpuNodeGroup": len(s.node_groups),
+        RELEASE: 1,
+        "kubernetes:core/v1:Namespace": 1,
+        DEPLOYMENT: len(s.services),
+        SERVICE: len(s.services),
+        "pulumi:providers:kubernetes": 1,
+    }
+    assert {t: len(run.of_type(t)) for t in expected} == expected
+
+
+def test_subnets_only_in_zones_offering_every_instance_type(stack_run):
+    _, s, run = stack_run
+    zones = {r.inputs["availabilityZone"] for r in run.of_type("aws:ec2/subnet:Subnet")}
+    assert len(zones) == s.availability_zone_count
+    for zone in zones:
+        offered = FAKE_OFFERINGS[zone[-1]]
+        assert offered == "*" or set(s.instance_types) <= offered, zone
+    public = [r for r in run.of_type("aws:ec2/subnet:Subnet") if r.inputs.get("mapPublicIpOnLaunch")]
+    private = [r for r in run.of_type("aws:ec2/subnet:Subnet") if not r.inputs.get("mapPublicIpOnLaunch")]
+    assert all(r.inputs["tags"]["kubernetes.io/role/elb"] == "1" for r in public)
+    assert all(r.inputs["tags"]["kubernetes.io/role/internal-elb"] == "1" for r in private)
+    vpc = run.of_type("aws:ec2/vpc:Vpc")[0].inputs
+    assert vpc["enableDnsSupport"] and vpc["enableDnsHostnames"] and vpc["cidrBlock"] == s.vpc_cidr
+
+
+def test_cluster_inputs(stack_run):
+    _, s, run = stack_run
+    cluster = run.of_type("eks:index:Cluster")[0].inputs
+    assert cluster["name"] == s.cluster_name
+    assert cluster["version"] == s.kubernetes_version
+    assert cluster["authenticationMode"] == "API"
+    assert cluster["skipDefaultNodeGroup"] is True
+    assert cluster["createOidcProvider"] is True
+    assert cluster["publicAccessCidrs"] == list(s.public_access_cidrs)
+    assert cluster["vpcCniOptions"]["enableNetworkPolicy"] is True
+    # The deployer is admin through EKS's creator bootstrap; listing it again would 409.
+    assert DEPLOYER_ROLE not in json.dumps(cluster.get("accessEntries", {}))
+    addons = {r.inputs["addonName"] for r in run.of_type("aws:eks/addon:Addon")}
+    assert addons == {"coredns", "aws-ebs-csi-driver"}
+    assert cluster["kubeProxyAddonOptions"]["enabled"] is True
+
+
+def test_node_groups(stack_run):
+    _, s, run = stack_run
+    groups = {r.name: r for r in run.of_type(MNG)}
+    system = groups[f"{s.cluster_name}-system"]
+    assert system.inputs["amiType"] == "AL2023_x86_64_STANDARD"
+    assert system.inputs["instanceTypes"] == [s.system_instance_type]
+    assert not system.inputs.get("taints")
+    for group in s.node_groups:
+        mng = groups[f"{s.cluster_name}-{group.name}-nodes"].inputs
+        assert mng["amiType"] == "AL2023_x86_64_NVIDIA"
+        assert mng["instanceTypes"] == list(group.instance_types)
+        assert mng["scalingConfig"] == {"desiredSize": group.desired_size, "minSize": group.min_size,
+                                        "maxSize": group.max_size}
+        assert mng["diskSize"] == group.disk_size_gib and mng["capacityType"] == group.capacity_type
+        assert mng["labels"]["gpu"] == "on" and mng["labels"]["accelerator"] == group.name
+        assert mng["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+
+
+def test_hami_release(stack_run):
+    _, s, run = stack_run
+    release = run.of_type(RELEASE)[0]
+    assert release.inputs["chart"] == "hami"
+    assert release.inputs["version"] == s.hami_chart_version == versions.HAMI_CHART_VERSION
+    assert release.inputs["repositoryOpts"]["repo"] == "https://project-hami.github.io/HAMi/"
+    assert release.inputs["namespace"] == "kube-system"
+    assert release.inputs["skipAwait"] is False
+    assert release.inputs["values"] == hami_values.release_values(s)
+    image = release.inputs["values"]["scheduler"]["kubeScheduler"]["image"]
+    assert (image["registry"], image["repository"], image["tag"]) == ("registry.k8s.io", "kube-scheduler", "")
+    # HAMi waits for its device plugin, which only runs on GPU nodes: it depends on them.
+    gpu_groups = run.of_type("hami-eks:gpu:GpuNodeGroup")
+    assert gpu_groups and all(run.depends_on(release, g) for g in gpu_groups)
+
+
+def test_kubernetes_objects_use_the_cluster_provider(stack_run):
+    _, _, run = stack_run
+    provider = run.of_type("pulumi:providers:kubernetes")[0]
+    assert "kubeconfig" in provider.inputs
+    k8s_resources = [r for r in run.resources if r.type.startswith("kubernetes:") and r.custom]
+    assert k8s_resources
+    assert all(r.provider.startswith(provider.urn + "::") for r in k8s_resources)
+
+
+def test_deployments_depend_on_hami(stack_run):
+    _, s, run = stack_run
+    release = run.of_type(RELEASE)[0]
+    deployments = run.of_type(DEPLOYMENT)
+    assert len(deployments) == len(s.services)
+    for deployment in deployments:
+        assert run.depends_on(deployment, release), deployment.name
+
+
+def test_deployments_match_settings(stack_run):
+    _, s, run = stack_run
+    deployments = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(DEPLOYMENT)}
+    services = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(SERVICE)}
+    for svc in s.services:
+        dep = deployments[svc.name]
+        pod = dep["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        assert dep["metadata"]["namespace"] == s.namespace
+        assert dep["spec"]["replicas"] == svc.replicas
+        assert pod["metadata"]["annotations"]["nvidia.com/use-gputype"] == svc.gpu_type
+        assert pod["spec"]["nodeSelector"] == {"accelerator": svc.node_group}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
+        limits = container["resources"]["limits"]
+        assert limits["nvidia.com/gpu"] == 1
+        memory_key = "nvidia.com/gpumem" if svc.gpumem is not None else "nvidia.com/gpumem-percentage"
+        assert limits[memory_key] == str(svc.gpumem if svc.gpumem is not None else svc.gpumem_percentage)
+        assert container["command"] == ["vllm"] and container["args"] == ["serve", svc.model, *svc.args]
+        assert ":" in container["image"] and not container["image"].endswith(":latest")
+        assert services[svc.name]["spec"]["ports"][0]["port"] == 8000
+        assert services[svc.name]["spec"]["selector"] == {"app": svc.name}
+
+
+def test_outputs(stack_run):
+    _, s, run = stack_run
+    assert OUTPUTS <= set(run.outputs)
+    assert run.secret_outputs == {"kubeconfig"}
+    assert json.loads(run.outputs["kubeconfig"])["kind"] == "Config"
+    assert run.outputs["clusterName"] == s.cluster_name
+    assert run.outputs["region"] == s.region
+    assert run.outputs["clusterEndpoint"].startswith("https://")
+    assert run.outputs["kubectlConfigCommand"] == f"aws eks update-kubeconfig --region {s.region} --name {s.cluster_name}"
+    assert len(run.outputs["publicSubnetIds"]) == len(run.outputs["privateSubnetIds"]) == s.availability_zone_count
+    assert set(run.outputs["nodeGroups"]) == {g.name for g in s.node_groups}
+    for group in s.node_groups:
+        out = run.outputs["nodeGroups"][group.name]
+        assert out["instanceTypes"] == list(group.instance_types)
+        assert out["desiredSize"] == group.desired_size
+        assert out["gpuModel"] == catalog.instance_type(group.instance_types[0]).gpu.short
+    assert set(run.outputs["services"]) == {svc.name for svc in s.services}
+    for svc in s.services:
+        out = run.outputs["services"][svc.name]
+        assert out["model"] == svc.model and out["gpuType"] == svc.gpu_type and out["replicas"] == svc.replicas
+        assert out["url"] == f"http://{svc.name}.{s.namespace}.svc.cluster.local:8000"
+        assert out["portForward"].startswith(f"kubectl -n {s.namespace} port-forward svc/{svc.name} ")
+
+
+# ---- the demo stack reproduces the reference demo -------------------------------------------
+
+def _reference_objects(shared_dir: Path) -> dict[tuple[str, str], dict]:
+    objects = {}
+    for path in sorted((shared_dir / "reference/hami-ecosystem-demo/demo/workloads").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                objects[(doc["kind"], doc["metadata"]["name"])] = doc
+    return objects
+
+
+def test_demo_registers_the_reference_workloads(shared_dir):
+    run = run_program("demo")
+    reference = _reference_objects(shared_dir)
+    ours = {(r.inputs["kind"], r.inputs["metadata"]["name"]): r.inputs
+            for r in run.of_type(DEPLOYMENT) + run.of_type(SERVICE)}
+    assert set(ours) == set(reference)
+    for key, ref in reference.items():
+        got = ours[key]
+        if key[0] == "Service":
+            assert got["spec"]["selector"] == ref["spec"]["selector"]
+            assert [(p["port"], p["targetPort"]) for p in got["spec"]["ports"]] == \
+                   [(p["port"], p["targetPort"]) for p in ref["spec"]["ports"]]
+            continue
+        assert got["spec"]["replicas"] == ref["spec"]["replicas"]
+        assert got["spec"]["selector"] == ref["spec"]["selector"]
+        ref_pod, pod = ref["spec"]["template"], got["spec"]["template"]
+        assert pod["metadata"]["labels"]["app"] == ref_pod["metadata"]["labels"]["app"]
+        assert ref_pod["metadata"]["annotations"].items() <= pod["metadata"]["annotations"].items()
+        ref_c, c = ref_pod["spec"]["containers"][0], pod["spec"]["containers"][0]
+        assert (c["name"], c["command"], c["args"]) == (ref_c["name"], ref_c["command"], ref_c["args"])
+        assert c["resources"]["limits"].items() >= {k: v for k, v in ref_c["resources"]["limits"].items()}.items()
+        assert [p["containerPort"] for p in c["ports"]] == [p["containerPort"] for p in ref_c["ports"]]
+        # What the reference lacks, for a tainted, labelled cluster.
+        assert pod["spec"]["nodeSelector"]["accelerator"] in {"t4", "a10g"}
+        assert ref_c["image"].endswith(":latest") and c["image"] == versions.VLLM_IMAGE
+
+
+def test_demo_node_groups_are_the_reference_ones():
+    run = run_program("demo")
+    gpu = {r.inputs["labels"]["accelerator"]: r.inputs for r in run.of_type(MNG) if "accelerator" in r.inputs.get("labels", {})}
+    assert {k: v["instanceTypes"] for k, v in gpu.items()} == {"t4": ["g4dn.12xlarge"], "a10g": ["g5.12xlarge"]}
+    assert all(v["scalingConfig"]["desiredSize"] == 1 and v["diskSize"] == 100 for v in gpu.values())
+
+
+def test_hf_token_becomes_a_secret_reference_never_plain_text():
+    token = "hf_TESTTOKEN_must_not_leak"
+    run = run_program("demo", overrides={"hami-eks:hfToken": stackfiles.SecretValue("v1:cipher")})
+    secrets = run.of_type("kubernetes:core/v1:Secret")
+    assert len(secrets) == 1
+    data = secrets[0].inputs.get("stringData") or secrets[0].inputs.get("data")
+    assert all(isinstance(v, Secret) for v in data.values())
+    for dep in run.of_type(DEPLOYMENT):
+        env = {e["name"]: e for e in dep.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == secrets[0].inputs["metadata"]["name"]
+    assert token not in json.dumps(run.outputs)
+
+
+def test_per_az_nat_gateways():
+    run = run_program("demo", overrides={"hami-eks:natGatewayPerAz": True, "hami-eks:availabilityZoneCount": 3})
+    assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    assert len(run.of_type("aws:ec2/subnet:Subnet")) == 6
+
+
+def test_extra_admin_principals_get_access_entries():
+    ci = "arn:aws:iam::123456789012:role/ci-deployer"
+    run = run_program("demo", overrides={"hami-eks:adminPrincipalArns": [ci]})
+    entries = run.of_type("eks:index:Cluster")[0].inputs["accessEntries"]
+    assert [e["principalArn"] for e in entries.values()] == [ci]
+    policy = next(iter(next(iter(entries.values()))["accessPolicies"].values()))
+    assert policy["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
+    assert policy["accessScope"] == {"type": "cluster"}
+
+
+def test_too_few_zones_offering_the_instance_types_is_a_config_error():
+    # Only three of the fake region's four zones offer g5.12xlarge.
+    run = run_program("demo", overrides={"hami-eks:availabilityZoneCount": 4}, expect_error=True)
+    assert "hami-eks:availabilityZoneCount" in str(run.error) and "g5.12xlarge" in str(run.error)
+    assert run.resources == []
