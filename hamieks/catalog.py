@@ -7,7 +7,7 @@ percentages are computed against these numbers because that is what the schedule
 Sources:
 - T4 15360 and A10G 23028 MiB: the node-nvidia-register annotations in the reference blog;
   L4 23034 MiB: ../shared/docs/DESIGN.md §3. The other models: nvidia-smi memory.total as
-  reported on those instances with ECC enabled (L40S 46068, V100 16160/32510, A100 40960/81920,
+  reported on those instances with ECC enabled (L40S 46068, V100 32510, A100 40960/81920,
   H100 81559). Refresh from a live node's `hami.io/node-nvidia-register` annotation if in doubt.
 - Registered type: HAMi's NVIDIA device plugin registers "NVIDIA-" + the nvidia-smi name
   ("NVIDIA-Tesla T4", "NVIDIA-NVIDIA A10G"), and `nvidia.com/use-gputype` matches it by
@@ -49,7 +49,6 @@ T4 = GpuModel("Tesla T4", "T4", 15360, "7.5")
 A10G = GpuModel("NVIDIA A10G", "A10G", 23028, "8.6")
 L4 = GpuModel("NVIDIA L4", "L4", 23034, "8.9")
 L40S = GpuModel("NVIDIA L40S", "L40S", 46068, "8.9")
-V100_16 = GpuModel("Tesla V100-SXM2-16GB", "V100", 16160, "7.0")
 V100_32 = GpuModel("Tesla V100-SXM2-32GB", "V100", 32510, "7.0")
 A100_40 = GpuModel("NVIDIA A100-SXM4-40GB", "A100", 40960, "8.0")
 A100_80 = GpuModel("NVIDIA A100-SXM4-80GB", "A100", 81920, "8.0")
@@ -132,11 +131,8 @@ _INSTANCE_TYPES: list[InstanceType] = [
         ("g6e.24xlarge", 96, 768, 4, 15.06559),
         ("g6e.48xlarge", 192, 1536, 8, 30.13118),
     ]),
-    *_family(V100_16, [
-        ("p3.2xlarge", 8, 61, 1, 3.06),
-        ("p3.8xlarge", 32, 244, 4, 12.24),
-        ("p3.16xlarge", 64, 488, 8, 24.48),
-    ]),
+    # p3.2xlarge/8xlarge/16xlarge (V100 16 GB) are no longer in EC2's instance-type list
+    # (tests/test_catalog.py checks every entry against it); p3dn is the P3 family's survivor.
     *_family(V100_32, [("p3dn.24xlarge", 96, 768, 8, 31.212)]),
     *_family(A100_40, [("p4d.24xlarge", 96, 1152, 8, 21.96)]),
     *_family(A100_80, [("p4de.24xlarge", 96, 1152, 8, 27.447)]),

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+import yaml
+
+from hamieks import settings as s
+from hamieks import stackfiles
+from hamieks.errors import ConfigError
+from pulumi_harness import REPO
+
+PROJECT = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+
+
+def test_pulumi_yaml_declares_every_key_with_type_description_and_default():
+    declared = PROJECT["config"]
+    assert set(declared) == {k.name for k in s.CONFIG_KEYS} | set(s.STRUCTURED_KEYS)
+    for key in s.CONFIG_KEYS:
+        spec = declared[key.name]
+        assert spec["type"] == key.type and spec["description"], key.name
+        if key.type == "array":
+            assert spec["items"] == {"type": "string"}
+        if key.secret:
+            # A secret has no plaintext default; the CLI requires it to be set encrypted.
+            assert spec["secret"] is True and "default" not in spec
+        else:
+            assert spec["default"] == key.default, f"Pulumi.yaml and settings.py disagree on {key.name}"
+    for name in s.STRUCTURED_KEYS:
+        assert "type" not in declared[name]  # Pulumi.yaml has no object type
+        assert declared[name]["default"] and declared[name]["description"]
+
+
+def test_project_runtime_is_python_with_dot_venv():
+    assert PROJECT["name"] == "hami-eks"
+    assert PROJECT["runtime"]["name"] == "python"
+    assert PROJECT["runtime"]["options"]["virtualenv"] == ".venv"
+
+
+def test_project_defaults_alone_are_a_valid_stack():
+    loaded = s.load_settings(stackfiles.project_defaults(REPO))
+    assert loaded.kubernetes_version == "1.35" and loaded.availability_zone_count == 2
+    assert loaded.region == s.DEFAULT_REGION
+
+
+def test_values_as_pulumi_passes_them_equal_typed_values():
+    typed = stackfiles.load_stack_config(REPO, "demo")
+    encoded, _ = stackfiles.to_pulumi_config(typed, "x")
+    assert s.load_settings(encoded) == s.load_settings(typed)
+
+
+@pytest.mark.parametrize("cidr, azs", [("10.0.0.0/16", 2), ("10.0.0.0/16", 3), ("172.20.0.0/20", 6), ("10.0.0.0/22", 2)])
+def test_subnets_are_disjoint_inside_the_vpc_and_large_enough(cidr, azs):
+    private, public = s.subnet_cidrs(cidr, azs)
+    nets = [ipaddress.ip_network(c) for c in private + public]
+    vpc = ipaddress.ip_network(cidr)
+    assert len(private) == len(public) == azs
+    assert all(n.subnet_of(vpc) for n in nets)
+    assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
+    assert all(n.prefixlen <= s.MIN_SUBNET_PREFIX for n in nets)
+
+
+@pytest.mark.parametrize("pct, total, expected", [(45, 23028, 10362), (50, 15360, 7680), (33, 23034, 7601), (100, 15360, 15360)])
+def test_percentage_is_floored_like_hami(pct, total, expected):
+    svc = s.ServiceSettings(name="x", model="m", gpu_type="T4", node_group="t4", replicas=1, gpumem=None,
+                            gpumem_percentage=pct, args=(), image="i:1")
+    assert svc.memory_request_mib(total) == expected == total * pct // 100
+
+
+def test_gpumem_wins_over_gpu_size():
+    svc = s.ServiceSettings(name="x", model="m", gpu_type="T4", node_group="t4", replicas=1, gpumem=7500,
+                            gpumem_percentage=None, args=(), image="i:1")
+    assert svc.memory_request_mib(15360) == 7500 == svc.memory_request_mib(23028)
+
+
+def _demo(**overrides):
+    config = stackfiles.load_stack_config(REPO, "demo")
+    config.update(overrides)
+    return config
+
+
+def test_ambiguous_gpu_type_asks_for_node_group():
+    groups = {"t4": {"instanceTypes": ["g4dn.xlarge"]}, "t4-big": {"instanceTypes": ["g4dn.12xlarge"]}}
+    services = [{"name": "a", "model": "m", "gpuType": "T4", "gpumem": 1000}]
+    with pytest.raises(ConfigError) as error:
+        s.load_settings(_demo(**{"hami-eks:nodeGroups": groups, "hami-eks:services": services}))
+    assert error.value.keys == ["hami-eks:services[a].nodeGroup"]
+    services[0]["nodeGroup"] = "t4-big"
+    assert s.load_settings(_demo(**{"hami-eks:nodeGroups": groups, "hami-eks:services": services})).services[0].node_group == "t4-big"
+
+
+def test_volta_needs_a_cuda12_image():
+    groups = {"v100": {"instanceTypes": ["p3dn.24xlarge"]}}
+    services = [{"name": "a", "model": "m", "gpuType": "V100", "gpumem": 1000}]
+    with pytest.raises(ConfigError, match="-cu129"):
+        s.load_settings(_demo(**{"hami-eks:nodeGroups": groups, "hami-eks:services": services}))
+    services[0]["image"] = "vllm/vllm-openai:v0.33.0-cu129"
+    s.load_settings(_demo(**{"hami-eks:nodeGroups": groups, "hami-eks:services": services}))
+
+
+def test_secret_is_never_echoed():
+    config = _demo(**{"hami-eks:hfToken": stackfiles.SecretValue("v1:AAAsecretcipher"), "hami-eks:vpcCidr": "bad"})
+    with pytest.raises(ConfigError) as error:
+        s.load_settings(config)
+    assert "AAAsecretcipher" not in str(error.value) and "AAAsecretcipher" not in repr(config)
+
+
+def test_missing_stack_file_lists_the_stacks():
+    with pytest.raises(stackfiles.StackFileError, match="stacks here: .*demo"):
+        stackfiles.load_stack_config(REPO, "nope")
