@@ -21,10 +21,10 @@ def read() -> tuple[dict[str, Any], pulumi.Output[str] | None]:
     hf_token = None
     for spec in CONFIG_KEYS:
         if spec.secret:
-            secret = cfg.get_secret(spec.name)
-            if secret is not None:
+            # Only presence is checked in plain text; the value travels as a secret Output.
+            if pulumi.runtime.get_config(config_key(spec.name)):
                 values[config_key(spec.name)] = "<secret>"
-                hf_token = secret
+                hf_token = cfg.get_secret(spec.name)
         elif (raw := cfg.get(spec.name)) is not None:
             values[config_key(spec.name)] = raw
     for name in STRUCTURED_KEYS:

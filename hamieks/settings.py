@@ -74,8 +74,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("namespace", "string", "llm", "Namespace the model servers run in."),
     ConfigKey("allowUnschedulable", "boolean", False,
               "Deploy even when the placement preflight finds replicas HAMi cannot place (a warning instead of an error)."),
-    ConfigKey("hfToken", "string", None,
-              "Hugging Face token for gated models (set with `pulumi config set --secret hfToken`).", secret=True),
+    ConfigKey("hfToken", "string", "",
+              "Hugging Face token for gated models; set it with `pulumi config set --secret hfToken hf_...`.",
+              secret=True),
 )
 
 STRUCTURED_KEYS = {
@@ -554,7 +555,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         admin_principal_arns=v["adminPrincipalArns"], system_instance_type=v["systemInstanceType"],
         system_node_count=v["systemNodeCount"], hami_chart_version=v["hamiChartVersion"],
         vllm_image=v["vllmImage"], namespace=v["namespace"], allow_unschedulable=v["allowUnschedulable"],
-        hf_token_configured=v["hfToken"] is not None,
+        hf_token_configured=bool(v["hfToken"]),
         node_groups=tuple(groups.values()), services=tuple(services),
     )
 
