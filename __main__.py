@@ -14,13 +14,16 @@ from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from components.hami import Hami, HamiArgs
 from components.network import Network, NetworkArgs
 from components.serving import ModelServing, ModelServingArgs
-from hamieks import hami_values, outputs, settings as settings_mod, zones
+from hamieks import hami_values, outputs, placement, settings as settings_mod, zones
 from hamieks.errors import ConfigError
 
 # ---- settings and preflight (no resources yet) ----------------------------------------------
 config, hf_token = stack_config.read()
 try:
     settings = settings_mod.load_settings(config)
+    # Simulate HAMi before paying for anything: a replica that cannot be placed would sit
+    # Pending after a twenty-minute, dollars-an-hour deploy.
+    plan = placement.plan(settings, require_prices=False)
     offerings = aws.ec2.get_instance_type_offerings(
         location_type="availability-zone",
         filters=[aws.ec2.GetInstanceTypeOfferingsFilterArgs(name="instance-type", values=list(settings.instance_types))],
@@ -28,8 +31,15 @@ try:
     zone_names = zones.choose_availability_zones(
         zip(offerings.instance_types, offerings.locations), settings.instance_types,
         settings.availability_zone_count, settings.region)
-except ConfigError as error:
+except (ConfigError, placement.PlanError) as error:
     raise pulumi.RunError(str(error)) from None
+if not plan.all_placed:
+    message = placement.format_unschedulable(plan, pulumi.get_stack())
+    if not settings.allow_unschedulable:
+        raise pulumi.RunError(message)
+    pulumi.log.warn(message)
+if plan.cost is None:
+    pulumi.log.warn(f"no prices recorded for {settings.region}; estimatedHourlyCostUsd is unset")
 
 tags = {"project": "hami-eks", "stack": pulumi.get_stack(), "cluster": settings.cluster_name}
 private_cidrs, public_cidrs = settings_mod.subnet_cidrs(settings.vpc_cidr, settings.availability_zone_count)
@@ -82,3 +92,6 @@ pulumi.export("publicSubnetIds", network.public_subnet_ids)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("nodeGroups", outputs.node_groups(settings))
 pulumi.export("services", outputs.services(settings))
+pulumi.export("placementPlan", plan.to_dict(pulumi.get_stack()))
+pulumi.export("gpuMemoryAllocation", plan.gpu_memory_allocation)
+pulumi.export("estimatedHourlyCostUsd", plan.estimated_hourly_cost_usd)

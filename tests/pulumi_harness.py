@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import logging
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ class ProgramRun:
     secret_outputs: set[str] = field(default_factory=set)
     invokes: list[tuple[str, dict]] = field(default_factory=list)
     error: Exception | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
@@ -192,6 +194,17 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+class _EngineLog(logging.Logger):
+    """Where pulumi.log.* goes under mocks: warnings are kept for assertions."""
+
+    def __init__(self, run: ProgramRun):
+        super().__init__("pulumi-engine")
+        self.run = run
+
+    def warning(self, msg, *args, **kwargs):
+        self.run.warnings.append(str(msg))
+
+
 def stack_config(stack: str, project_dir: Path = REPO, overrides: dict[str, Any] | None = None):
     values = stackfiles.load_stack_config(project_dir, stack)
     values.update(overrides or {})
@@ -222,7 +235,7 @@ def _run(run: ProgramRun, config, secret_keys, region, preview) -> None:
     try:
         mocks = FakeCloud(run, region)
         pulumi.runtime.set_mocks(mocks, project="hami-eks", stack=run.stack, preview=preview,
-                                 monitor=RecordingMonitor(mocks))
+                                 monitor=RecordingMonitor(mocks), logger=_EngineLog(run))
         pulumi.runtime.set_all_config(config, secret_keys)
         try:
             runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")

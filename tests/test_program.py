@@ -13,6 +13,7 @@ from pulumi_harness import DEPLOYER_ROLE, FAKE_OFFERINGS, REPO, Secret, run_prog
 
 STACKS = stackfiles.available_stacks(REPO)
 OUTPUTS = {"kubeconfig", "clusterName", "region", "clusterEndpoint", "kubectlConfigCommand", "vpcId",
+           "placementPlan", "gpuMemoryAllocation", "estimatedHourlyCostUsd",
            "publicSubnetIds", "privateSubnetIds", "nodeGroups", "services"}
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -264,3 +265,54 @@ def test_too_few_zones_offering_the_instance_types_is_a_config_error():
     run = run_program("demo", overrides={"hami-eks:availabilityZoneCount": 4}, expect_error=True)
     assert "hami-eks:availabilityZoneCount" in str(run.error) and "g5.12xlarge" in str(run.error)
     assert run.resources == []
+
+
+# ---- placement preflight ----------------------------------------------------------------------
+
+def test_placement_outputs_are_the_plan_the_cli_prints(stack_run):
+    import subprocess
+    import sys
+    stack, _, run = stack_run
+    printed = subprocess.run([sys.executable, "-m", "hamieks", "plan", "--stack", stack, "--json"],
+                             cwd=REPO, capture_output=True, text=True)
+    assert printed.returncode == 0, printed.stderr
+    cli_plan = json.loads(printed.stdout)
+    assert run.outputs["placementPlan"] == cli_plan
+    assert run.outputs["gpuMemoryAllocation"] == cli_plan["gpuMemoryAllocation"]
+    assert run.outputs["estimatedHourlyCostUsd"] == cli_plan["estimatedHourlyCostUsd"] > 0
+    assert cli_plan["unschedulable"] == []
+
+
+def _too_big_service():
+    services = stackfiles.load_stack_config(REPO, "demo")["hami-eks:services"]
+    # The two 45% slices (2 x 10362 MiB) share one of the demo's four A10Gs (23028 MiB each),
+    # leaving 2304 MiB there; 20000 MiB replicas fit only the three empty GPUs, so of five,
+    # replicas 4 and 5 cannot be placed.
+    extra = {"name": "vllm-a10g-big", "model": "m", "gpuType": "A10G", "replicas": 5, "gpumem": 20000,
+             "gpuSchedulerPolicy": "spread"}
+    return {"hami-eks:services": [*services, extra]}
+
+
+def test_unschedulable_replica_fails_preview_before_any_resource():
+    run = run_program("demo", overrides=_too_big_service(), preview=True, expect_error=True)
+    message = str(run.error)
+    assert "HAMi cannot place 2 of 9 replicas" in message
+    assert "vllm-a10g-big replicas 4-5:" in message
+    assert "hami-eks:allowUnschedulable" in message
+    assert run.resources == []
+
+
+def test_allow_unschedulable_deploys_with_a_warning():
+    overrides = {**_too_big_service(), "hami-eks:allowUnschedulable": True}
+    run = run_program("demo", overrides=overrides)
+    assert len(run.of_type(DEPLOYMENT)) == 4
+    assert any("vllm-a10g-big replicas 4-5:" in w for w in run.warnings)
+    unplaced = run.outputs["placementPlan"]["unschedulable"]
+    assert [(u["service"], u["replica"]) for u in unplaced] == [("vllm-a10g-big", 4), ("vllm-a10g-big", 5)]
+
+
+def test_region_without_prices_still_deploys():
+    run = run_program("demo", overrides={"aws:region": "eu-west-1"})
+    assert run.outputs["estimatedHourlyCostUsd"] is None
+    assert any("no prices recorded for eu-west-1" in w for w in run.warnings)
+    assert {r.inputs["availabilityZone"][:-1] for r in run.of_type("aws:ec2/subnet:Subnet")} == {"eu-west-1"}

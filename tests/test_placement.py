@@ -1,0 +1,488 @@
+"""The HAMi placement simulator against HAMi's own rules.
+
+Expected values are worked out here from the rules (DESIGN.md §3, HAMi's pkg/scheduler) and the
+catalog's registered GPU memory, never copied from the planner's output. Pods always come from
+`workloads.deployment` (the one source of truth); a test that needs a pod the settings cannot
+express edits that Deployment, the way a user editing a rendered manifest would.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+
+from hamieks import catalog, placement, stackfiles, workloads
+from hamieks.settings import GPU_TAINT, MAX_PODS_PER_GPU, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+T4_MIB = catalog.T4.memory_mib  # 15360, as HAMi registers it
+A10G_MIB = catalog.A10G.memory_mib  # 23028
+QWEN_ARGS = ["--dtype", "auto", "--gpu-memory-utilization", "0.65", "--max-model-len", "2048"]
+
+
+# ---- helpers: stacks through the real settings loader ------------------------------------------
+
+def group(instance_type: str, size: int = 1) -> dict:
+    return {"instanceTypes": [instance_type], "desiredSize": size, "minSize": 0, "maxSize": max(size, 1)}
+
+
+def svc(name: str, gpu: str = "T4", replicas: int = 1, **fields) -> dict:
+    body = {"name": name, "model": "Qwen/Qwen2.5-1.5B-Instruct", "gpuType": gpu, "replicas": replicas,
+            "args": QWEN_ARGS, "cpu": "500m", "memory": "1Gi"}
+    if "gpumemPercentage" not in fields:
+        body["gpumem"] = 7500
+    body.update(fields)
+    return body
+
+
+def stack(groups: dict, services: list, **scalars):
+    config = {"aws:region": "us-west-2", "hami-eks:nodeGroups": groups, "hami-eks:services": services}
+    config.update({f"hami-eks:{k}": v for k, v in scalars.items()})
+    return load_settings(config)
+
+
+def stack_file(name: str):
+    return load_settings(stackfiles.load_stack_config(ROOT, name))
+
+
+def deployment_of(settings, service_name: str) -> dict:
+    service = next(s for s in settings.services if s.name == service_name)
+    return copy.deepcopy(workloads.deployment(settings, service))
+
+
+def container_limits(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+
+
+def annotations(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["metadata"]["annotations"]
+
+
+def run(settings, *deployments):
+    """Simulate the given (possibly edited) Deployments on the stack's nodes."""
+    pods = [placement.pod_request(d) for d in deployments]
+    return placement.simulate(placement.nodes_from_settings(settings), pods)
+
+
+def where(result) -> dict[str, tuple[str, int]]:
+    return {f"{p.service}-{p.replica}": (p.node, p.gpu) for p in result.placements}
+
+
+# ---- the reference demo -------------------------------------------------------------------------
+
+def test_demo_colocates_both_pairs_with_the_memory_each_pod_sees():
+    plan = placement.plan(stack_file("demo"))
+    assert plan.unschedulable == ()
+    by_service: dict[str, list] = {}
+    for p in plan.placements:
+        by_service.setdefault(p.service, []).append(p)
+
+    t4 = by_service["vllm-t4-qwen25-1-5b"]
+    assert len(t4) == 2
+    assert {(p.node, p.gpu) for p in t4} == {(t4[0].node, t4[0].gpu)}  # one physical T4
+    assert [p.memory_mib for p in t4] == [7500, 7500]  # gpumem is the cap, in MiB
+
+    a10g = by_service["vllm-a10g-mistral7b-awq"] + by_service["vllm-a10g-qwen25-7b-awq"]
+    assert len({(p.node, p.gpu) for p in a10g}) == 1  # 45% + 45% < 100%: one A10G
+    expected = math.floor(A10G_MIB * 45 / 100)
+    assert expected == 10362
+    assert [p.memory_mib for p in a10g] == [expected, expected]
+
+
+def test_demo_allocation_and_cost_follow_from_the_catalog():
+    settings = stack_file("demo")
+    plan = placement.plan(settings)
+    allocated = 2 * 7500 + 2 * (A10G_MIB * 45 // 100)
+    provisioned = 4 * T4_MIB + 4 * A10G_MIB  # g4dn.12xlarge and g5.12xlarge carry 4 GPUs each
+    assert plan.allocated_mib == allocated
+    assert plan.total_mib == provisioned
+    assert plan.gpu_memory_allocation == pytest.approx(allocated / provisioned, abs=1e-4)
+
+    price = lambda name: catalog.instance_type(name).price("us-west-2")  # noqa: E731
+    expected = (price("g4dn.12xlarge") + price("g5.12xlarge") + 2 * price("m6i.large")
+                + catalog.EKS_CONTROL_PLANE_USD_PER_HOUR + catalog.NAT_GATEWAY_USD_PER_HOUR)
+    assert plan.estimated_hourly_cost_usd == pytest.approx(expected, abs=1e-4)
+
+
+# ---- memory keys ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("instance_type, percentage, expected", [
+    ("g4dn.xlarge", 33, 5068),   # 15360 * 0.33 = 5068.8 -> floor
+    ("g5.xlarge", 45, 10362),    # 23028 * 0.45 = 10362.6
+    ("g6.xlarge", 10, 2303),     # 23034 * 0.10 = 2303.4
+    ("g5.xlarge", 1, 230),       # 230.28
+    ("g4dn.xlarge", 100, 15360),
+])
+def test_percentage_is_the_floor_of_the_registered_memory(instance_type, percentage, expected):
+    gpu_type = catalog.instance_type(instance_type).gpu.short
+    settings = stack({"g": group(instance_type)}, [svc("p", gpu_type, gpumemPercentage=percentage)])
+    plan = placement.plan(settings)
+    assert [p.memory_mib for p in plan.placements] == [expected]
+
+
+def test_gpumem_wins_over_percentage():
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("both", gpumem=7500)])
+    dep = deployment_of(settings, "both")
+    container_limits(dep)[workloads.RESOURCE_GPUMEM_PERCENTAGE] = "90"
+    result = run(settings, dep)
+    assert [p.memory_mib for p in result.placements] == [7500]
+
+
+def test_no_memory_key_takes_the_whole_gpu_exclusively():
+    settings = stack({"t4": group("g4dn.12xlarge")}, [svc("whole", replicas=5)])
+    dep = deployment_of(settings, "whole")
+    del container_limits(dep)[workloads.RESOURCE_GPUMEM]
+    result = run(settings, dep)
+    # 100% memory and all cores: one replica per GPU, so 4 GPUs take 4 of the 5 replicas.
+    assert [p.memory_mib for p in result.placements] == [T4_MIB] * 4
+    assert len({p.gpu for p in result.placements}) == 4
+    assert [u.replica for u in result.unschedulable] == [5]
+    # HAMi checks memory before exclusivity: every GPU has 0 of the 15360 MiB the fifth needs.
+    assert f"4 have less than the {T4_MIB} MiB it needs free (most free: 0 MiB)" in result.unschedulable[0].reason
+
+
+def test_exclusive_pod_cannot_join_a_gpu_that_has_a_small_pod():
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("small", gpumem=100), svc("whole")])
+    small = deployment_of(settings, "small")
+    whole = deployment_of(settings, "whole")
+    del container_limits(whole)[workloads.RESOURCE_GPUMEM]
+    result = run(settings, small, whole)
+    assert where(result) == {"small-1": ("t4-1", 0)}
+    assert [u.service for u in result.unschedulable] == ["whole"]
+
+
+@pytest.mark.parametrize("cores_a, cores_b, share", [
+    (50, 50, True),    # 50 + 50 <= 100
+    (60, 50, False),   # 60 + 50 > 100 cores, though memory would fit
+    (100, None, False),  # a to-the-brim GPU takes no pod that asks for no cores
+    (None, 100, False),  # gpucores 100 is exclusive: the GPU must be empty
+    (30, None, True),
+])
+def test_gpucores_limit_sharing(cores_a, cores_b, share):
+    a = svc("a", gpumem=1000, **({"gpucores": cores_a} if cores_a else {}))
+    b = svc("b", gpumem=1000, **({"gpucores": cores_b} if cores_b else {}))
+    settings = stack({"t4": group("g4dn.xlarge")}, [a, b])  # one GPU only
+    plan = placement.plan(settings)
+    assert (len(plan.placements) == 2) is share
+    if not share:
+        assert [u.service for u in plan.unschedulable] == ["b"]
+
+
+def test_at_most_device_split_count_pods_per_gpu():
+    replicas = MAX_PODS_PER_GPU + 1
+    settings = stack({"t4": group("g4dn.xlarge")},
+                     [svc("tiny", replicas=replicas, gpumem=100, cpu="100m", memory="128Mi")])
+    plan = placement.plan(settings)
+    assert MAX_PODS_PER_GPU == 10
+    assert len(plan.placements) == 10  # 11 x 100 MiB fit by memory; the 11th has no slot
+    assert [u.replica for u in plan.unschedulable] == [replicas]
+    assert "10 pods" in plan.unschedulable[0].reason
+
+
+def test_memory_exhaustion_reason_names_the_free_memory():
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("big", replicas=3, gpumem=7500, cpu="1", memory="4Gi")])
+    plan = placement.plan(settings)
+    assert len(plan.placements) == 2
+    reason = plan.unschedulable[0].reason
+    assert plan.unschedulable[0].replica == 3
+    assert f"most free: {T4_MIB - 2 * 7500} MiB" in reason  # 360 MiB left on the only T4
+    assert reason.startswith("big ")
+
+
+def test_request_larger_than_any_gpu():
+    settings = stack({"t4": group("g4dn.12xlarge")}, [svc("vllm-x", gpumem=7500)])
+    dep = deployment_of(settings, "vllm-x")
+    container_limits(dep)[workloads.RESOURCE_GPUMEM] = "20000"  # settings refuse it; a hand edit does not
+    result = run(settings, dep)
+    assert result.placements == ()
+    assert result.unschedulable[0].reason == f"vllm-x needs 20000 MiB; the largest T4 has {T4_MIB}"
+
+
+# ---- type filters -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("use, registered, allowed", [
+    ("T4", "NVIDIA-Tesla T4", True),
+    ("t4", "NVIDIA-Tesla T4", True),                       # case-insensitive
+    ("A10", "NVIDIA-NVIDIA A100-SXM4-40GB", True),         # the trap: a substring of A100
+    ("A10G", "NVIDIA-NVIDIA A100-SXM4-40GB", False),
+    ("L4", "NVIDIA-NVIDIA L40S", True),                    # L4 also matches L40S
+    ("V100,T4", "NVIDIA-Tesla T4", True),                  # a comma list: any entry
+    ("H100", "NVIDIA-Tesla T4", False),
+])
+def test_use_gputype_is_a_case_insensitive_substring_list(use, registered, allowed):
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("s")])
+    dep = deployment_of(settings, "s")
+    annotations(dep)[workloads.ANNOTATION_USE_GPUTYPE] = use
+    assert placement.gpu_type_allowed(placement.pod_request(dep), registered) is allowed
+
+
+def test_a10_lands_on_an_a100_node_when_that_comes_first():
+    settings = stack({"a100": group("p4d.24xlarge"), "a10g": group("g5.xlarge")},
+                     [svc("x", "A10", nodeGroup="a100", cpu="1", memory="4Gi")])
+    dep = deployment_of(settings, "x")
+    del dep["spec"]["template"]["spec"]["nodeSelector"]  # only HAMi's type filter decides now
+    result = run(settings, dep)
+    # Both nodes pass "A10"; both are empty, so the node tie goes to the first in settings order.
+    assert [p.node for p in result.placements] == ["a100-1"]
+
+
+def test_nouse_gputype_excludes_a_model():
+    settings = stack({"a100": group("p4d.24xlarge"), "a10g": group("g5.xlarge")},
+                     [svc("x", "A10G", cpu="1", memory="4Gi")])
+    dep = deployment_of(settings, "x")
+    del dep["spec"]["template"]["spec"]["nodeSelector"]
+    del annotations(dep)[workloads.ANNOTATION_USE_GPUTYPE]
+    annotations(dep)[workloads.ANNOTATION_NOUSE_GPUTYPE] = "a100"
+    result = run(settings, dep)
+    assert [p.node for p in result.placements] == ["a10g-1"]
+
+    annotations(dep)[workloads.ANNOTATION_NOUSE_GPUTYPE] = "A100,a10g"
+    result = run(settings, dep)
+    assert result.placements == ()
+    assert "nouse-gputype 'A100,a10g'" in result.unschedulable[0].reason
+
+
+def test_type_mismatch_is_reported_with_what_the_nodes_register():
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
+    dep = deployment_of(settings, "x")
+    annotations(dep)[workloads.ANNOTATION_USE_GPUTYPE] = "H100"
+    result = run(settings, dep)
+    assert result.placements == ()
+    assert "use-gputype 'H100'" in result.unschedulable[0].reason
+    assert catalog.T4.registered_type in result.unschedulable[0].reason
+
+
+# ---- kube-scheduler filters: nodeSelector, taints, CPU/memory ------------------------------------
+
+def test_nodes_carry_the_group_labels_and_gpu_taint():
+    settings = stack({"t4": {**group("g4dn.xlarge", 2), "labels": {"team": "ml"}}}, [svc("x")])
+    nodes = placement.nodes_from_settings(settings)
+    assert [n.name for n in nodes] == ["t4-1", "t4-2"]
+    assert nodes[0].labels["accelerator"] == "t4" and nodes[0].labels["gpu"] == "on"
+    assert nodes[0].labels["team"] == "ml"
+    assert list(nodes[0].taints) == [GPU_TAINT]
+
+
+def test_node_group_with_no_nodes_fails_the_node_selector():
+    settings = stack({"t4": group("g4dn.xlarge", 0), "a10g": group("g5.xlarge", 1)}, [svc("x", "T4")])
+    plan = placement.plan(settings)
+    assert plan.placements == ()
+    assert plan.unschedulable[0].reason.startswith("no node matches nodeSelector accelerator=t4")
+
+
+def test_edited_node_selector_matches_no_node():
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
+    dep = deployment_of(settings, "x")
+    dep["spec"]["template"]["spec"]["nodeSelector"] = {"accelerator": "h100"}
+    result = run(settings, dep)
+    assert "no node matches nodeSelector accelerator=h100" in result.unschedulable[0].reason
+
+
+def test_pod_without_the_toleration_is_kept_off_gpu_nodes():
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
+    dep = deployment_of(settings, "x")
+    dep["spec"]["template"]["spec"]["tolerations"] = []
+    result = run(settings, dep)
+    assert result.placements == ()
+    assert "nvidia.com/gpu=present:NoSchedule" in result.unschedulable[0].reason
+
+
+@pytest.mark.parametrize("toleration, tolerated", [
+    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, True),
+    ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),              # any effect
+    ({"operator": "Exists"}, True),                                       # empty key + Exists: every taint
+    ({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}, True),  # Equal is the default
+    ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent"}, False),
+    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, False),
+    ({"key": "dedicated", "operator": "Exists"}, False),
+])
+def test_toleration_rules(toleration, tolerated):
+    assert placement.tolerates([toleration], GPU_TAINT) is tolerated
+
+
+def test_pod_larger_than_the_node_is_refused():
+    # 16Gi of requested host memory cannot fit a 16 GiB instance once anything is reserved.
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("fat", cpu="2", memory="16Gi")])
+    plan = placement.plan(settings)
+    assert plan.placements == ()
+    assert "allocatable" in plan.unschedulable[0].reason and "g4dn.xlarge" in plan.unschedulable[0].reason
+
+
+def test_host_memory_of_the_pods_on_a_node_must_fit_together():
+    # Each replica fits the GPU (3 x 4000 MiB < 15360) but 3 x 6 GiB > the 16 GiB of RAM.
+    settings = stack({"t4": group("g4dn.xlarge")},
+                     [svc("m", replicas=3, gpumem=4000, cpu="1", memory="6Gi")])
+    plan = placement.plan(settings)
+    assert len(plan.placements) == 2
+    assert plan.unschedulable[0].replica == 3
+    assert "no CPU/memory left" in plan.unschedulable[0].reason
+
+
+@pytest.mark.parametrize("vcpu, millis", [
+    (1, 60), (2, 70), (4, 80), (8, 90), (48, 190),  # EKS: 6% + 1% + 2 x 0.5% + 0.25% per further core
+])
+def test_kube_reserved_cpu_follows_the_eks_formula(vcpu, millis):
+    assert placement.kube_reserved_cpu_millis(vcpu) == millis
+
+
+@pytest.mark.parametrize("quantity, millis", [("2", 2000), ("500m", 500), ("1.5", 1500), (1, 1000)])
+def test_cpu_quantities(quantity, millis):
+    assert placement.cpu_millis(quantity) == millis
+
+
+@pytest.mark.parametrize("quantity, mib", [("16Gi", 16384), ("512Mi", 512), ("1G", 10**9 / 2**20), ("1.5Gi", 1536)])
+def test_memory_quantities(quantity, mib):
+    assert placement.memory_mib(quantity) == pytest.approx(mib)
+
+
+# ---- policies -----------------------------------------------------------------------------------
+
+def policies_plan(service: str):
+    return placement.plan(stack_file("policies"), [service])
+
+
+# Two g4dn.12xlarge nodes, 4 T4s each; 4 replicas of 7500 MiB, so two fit one T4 (15000 <= 15360).
+# Node binpack takes the busiest node (ties: t4-1), spread the idlest; GPU binpack the busiest GPU,
+# spread the idlest, ties to the highest index (HAMi walks its sorted GPU list from the end).
+@pytest.mark.parametrize("service, expected", [
+    # binpack/binpack: everything on t4-1, two per GPU, filling GPU 3 then GPU 2.
+    ("demo-a", {"demo-a-1": ("t4-1", 3), "demo-a-2": ("t4-1", 3), "demo-a-3": ("t4-1", 2), "demo-a-4": ("t4-1", 2)}),
+    # node spread, GPU binpack: alternate nodes, pairing up on each node's GPU 3.
+    ("demo-b", {"demo-b-1": ("t4-1", 3), "demo-b-2": ("t4-2", 3), "demo-b-3": ("t4-1", 3), "demo-b-4": ("t4-2", 3)}),
+    # node binpack, GPU spread: all on t4-1, one per GPU.
+    ("demo-c", {"demo-c-1": ("t4-1", 3), "demo-c-2": ("t4-1", 2), "demo-c-3": ("t4-1", 1), "demo-c-4": ("t4-1", 0)}),
+    # spread/spread: alternate nodes, each replica on an idle GPU.
+    ("demo-d", {"demo-d-1": ("t4-1", 3), "demo-d-2": ("t4-2", 3), "demo-d-3": ("t4-1", 2), "demo-d-4": ("t4-2", 2)}),
+])
+def test_reference_binpack_spread_combinations(service, expected):
+    assert where(policies_plan(service)) == expected
+
+
+def test_policies_stack_mirrors_the_reference_annotations():
+    settings = stack_file("policies")
+    wanted = {"demo-a": ("binpack", "binpack"), "demo-b": ("spread", "binpack"),
+              "demo-c": ("binpack", "spread"), "demo-d": ("spread", "spread")}
+    for service in settings.services:
+        notes = annotations(workloads.deployment(settings, service))
+        assert (notes[workloads.ANNOTATION_NODE_POLICY], notes[workloads.ANNOTATION_GPU_POLICY]) == wanted[service.name]
+        assert (service.replicas, service.gpumem) == (4, 7500)
+    assert [(g.instance_types, g.desired_size) for g in settings.node_groups] == [(("g4dn.12xlarge",), 2)]
+
+
+def test_hami_defaults_apply_without_annotations():
+    settings = stack({"t4": group("g4dn.12xlarge", 2)}, [svc("x", replicas=2, gpumem=1000)])
+    dep = deployment_of(settings, "x")
+    for key in (workloads.ANNOTATION_NODE_POLICY, workloads.ANNOTATION_GPU_POLICY):
+        annotations(dep).pop(key, None)
+    # Default node binpack keeps both on t4-1; default GPU spread gives each its own GPU.
+    assert where(run(settings, dep)) == {"x-1": ("t4-1", 3), "x-2": ("t4-1", 2)}
+
+    annotations(dep)[workloads.ANNOTATION_GPU_POLICY] = "sideways"  # unknown: HAMi keeps its default
+    assert where(run(settings, dep)) == {"x-1": ("t4-1", 3), "x-2": ("t4-1", 2)}
+
+
+@pytest.mark.parametrize("node_policy, expected", [
+    ("binpack", ["t4-1", "t4-1", "t4-2"]),  # fill the busier node while its T4 has room
+    ("spread", ["t4-1", "t4-2", "t4-1"]),
+])
+def test_node_policy_across_single_gpu_nodes(node_policy, expected):
+    settings = stack({"t4": group("g4dn.2xlarge", 2)},
+                     [svc("x", replicas=3, gpumem=7500, nodeSchedulerPolicy=node_policy, cpu="1", memory="4Gi")])
+    assert [p.node for p in placement.plan(settings).placements] == expected
+
+
+def test_gpu_binpack_prefers_the_busier_gpu_even_from_another_service():
+    settings = stack({"t4": group("g4dn.12xlarge")},
+                     [svc("a", gpumem=4000), svc("b", gpumem=4000, gpuSchedulerPolicy="binpack"),
+                      svc("c", gpumem=4000, gpuSchedulerPolicy="spread")])
+    placed = where(placement.plan(settings))
+    assert placed["b-1"] == placed["a-1"]  # binpack joins the used GPU
+    assert placed["c-1"] != placed["a-1"]  # spread takes an idle one
+
+
+# ---- plan API, output and messages --------------------------------------------------------------
+
+def test_pods_are_read_from_the_workloads_deployment():
+    settings = stack_file("demo")
+    pods = placement.pods_from_settings(settings)
+    assert pods == [placement.pod_request(workloads.deployment(settings, s)) for s in settings.services]
+    t4 = pods[0]
+    assert (t4.gpumem, t4.gpumem_percentage, t4.use_gputype, t4.gpu_policy) == (7500, None, "T4", "binpack")
+    assert t4.node_selector == {"accelerator": "t4"}
+
+
+def test_a_pod_with_more_than_one_gpu_is_a_plan_error():
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
+    dep = deployment_of(settings, "x")
+    container_limits(dep)[workloads.RESOURCE_GPU] = 2
+    with pytest.raises(placement.PlanError, match="exactly one"):
+        placement.pod_request(dep)
+
+
+def test_unknown_service_filter_is_a_plan_error():
+    with pytest.raises(placement.PlanError, match="no service named nope"):
+        placement.plan(stack_file("demo"), ["nope"])
+
+
+def test_plan_is_deterministic():
+    settings = stack_file("policies")
+    assert placement.plan(settings).to_dict("p") == placement.plan(settings).to_dict("p")
+
+
+def test_to_dict_has_exactly_the_issue_schema():
+    doc = placement.plan(stack_file("demo")).to_dict("demo")
+    assert set(doc) == {"stack", "gpus", "placements", "unschedulable", "gpuMemoryAllocation",
+                        "estimatedHourlyCostUsd"}
+    assert set(doc["gpus"][0]) == {"node", "nodeGroup", "instanceType", "index", "model", "memoryMiB",
+                                   "allocatedMiB", "pods"}
+    assert set(doc["placements"][0]) == {"service", "replica", "node", "gpu", "memoryMiB"}
+    assert [g["node"] for g in doc["gpus"]] == ["t4-1"] * 4 + ["a10g-1"] * 4
+    assert doc["gpus"][0]["model"] == catalog.T4.name
+
+
+@pytest.mark.parametrize("per_az, azs, nats", [(False, 3, 1), (True, 3, 3), (True, 2, 2)])
+def test_nat_gateways_in_the_cost(per_az, azs, nats):
+    settings = stack({"t4": group("g4dn.xlarge", 2)}, [svc("x")], natGatewayPerAz=per_az,
+                     availabilityZoneCount=azs, systemInstanceType="t3.large", systemNodeCount=1)
+    price = lambda name: catalog.instance_type(name).price("us-west-2")  # noqa: E731
+    expected = (2 * price("g4dn.xlarge") + price("t3.large") + catalog.EKS_CONTROL_PLANE_USD_PER_HOUR
+                + nats * catalog.NAT_GATEWAY_USD_PER_HOUR)
+    assert placement.estimate_cost(settings).usd_per_hour == pytest.approx(expected, abs=1e-4)
+
+
+def test_unpriced_region_is_a_plan_error():
+    config = stackfiles.load_stack_config(ROOT, "demo")
+    config["aws:region"] = "eu-west-1"
+    with pytest.raises(placement.PlanError, match="no recorded price"):
+        placement.estimate_cost(load_settings(config))
+
+
+def test_preflight_message_names_service_replicas_reason_and_escape_hatch():
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("vllm-x", replicas=4, gpumem=7500, cpu="1", memory="4Gi")])
+    plan = placement.plan(settings)
+    message = placement.format_unschedulable(plan, "dev")
+    assert "cannot place 2 of 4 replicas" in message
+    assert "vllm-x replicas 3-4:" in message
+    assert plan.unschedulable[0].reason in message
+    assert "allowUnschedulable" in message and "--stack dev" in message
+    with pytest.raises(placement.UnschedulableError, match="vllm-x replicas 3-4"):
+        raise placement.UnschedulableError(plan, "dev")
+
+
+# ---- the lean stack -----------------------------------------------------------------------------
+
+def test_lean_runs_demos_services_on_right_sized_nodes():
+    demo, lean = stack_file("demo"), stack_file("lean")
+    same = lambda s: (s.name, s.model, s.args, s.gpu_type, s.replicas, s.gpumem, s.gpumem_percentage,  # noqa: E731
+                      s.node_scheduler_policy, s.gpu_scheduler_policy, s.node_group)
+    assert [same(s) for s in lean.services] == [same(s) for s in demo.services]
+
+    demo_plan, lean_plan = placement.plan(demo), placement.plan(lean)
+    assert lean_plan.unschedulable == ()
+    shared = lambda plan: sorted(sorted(g.pods) for g in plan.gpus if g.pods)  # noqa: E731
+    assert shared(lean_plan) == shared(demo_plan)  # the same pods share a GPU
+    assert lean_plan.gpu_memory_allocation >= 0.85
+    assert lean_plan.estimated_hourly_cost_usd <= 0.30 * demo_plan.estimated_hourly_cost_usd

@@ -1,0 +1,158 @@
+"""`python -m hamieks plan` as a user runs it: a subprocess, real stack files, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hamieks import catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def plan(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hamieks", "plan", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def plan_json(*args: str) -> tuple[int, dict]:
+    result = plan(*args, "--json")
+    return result.returncode, json.loads(result.stdout)
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    """A project directory with the real Pulumi.yaml and a stack file written by the test."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+
+    def write(name: str, body: str) -> Path:
+        (tmp_path / f"Pulumi.{name}.yaml").write_text(textwrap.dedent(body))
+        return tmp_path
+
+    return write
+
+
+def check_schema(doc: dict) -> None:
+    """Issue 4's JSON, key for key and type for type."""
+    assert set(doc) == {"stack", "gpus", "placements", "unschedulable", "gpuMemoryAllocation", "estimatedHourlyCostUsd"}
+    assert isinstance(doc["stack"], str)
+    assert isinstance(doc["gpuMemoryAllocation"], float) and isinstance(doc["estimatedHourlyCostUsd"], float)
+    gpu_types = {"node": str, "nodeGroup": str, "instanceType": str, "index": int, "model": str,
+                 "memoryMiB": int, "allocatedMiB": int, "pods": list}
+    for gpu in doc["gpus"]:
+        assert {k: type(v) for k, v in gpu.items()} == gpu_types
+        assert all(isinstance(p, str) for p in gpu["pods"])
+    for p in doc["placements"]:
+        assert {k: type(v) for k, v in p.items()} == {"service": str, "replica": int, "node": str, "gpu": int,
+                                                      "memoryMiB": int}
+    for u in doc["unschedulable"]:
+        assert {k: type(v) for k, v in u.items()} == {"service": str, "replica": int, "reason": str}
+
+
+def test_demo_json_shows_the_reference_result():
+    code, doc = plan_json("--stack", "demo")
+    assert code == 0
+    check_schema(doc)
+    assert doc["stack"] == "demo" and doc["unschedulable"] == []
+    t4 = [p for p in doc["placements"] if p["service"] == "vllm-t4-qwen25-1-5b"]
+    assert len({(p["node"], p["gpu"]) for p in t4}) == 1 and [p["memoryMiB"] for p in t4] == [7500, 7500]
+    a10g = [p for p in doc["placements"] if p["service"].startswith("vllm-a10g")]
+    assert len({(p["node"], p["gpu"]) for p in a10g}) == 1
+    assert [p["memoryMiB"] for p in a10g] == [math.floor(catalog.A10G.memory_mib * 0.45)] * 2
+    # Every pod named in a GPU's list is a placement on that GPU, named <service>-<replica>.
+    on_gpus = {(g["node"], g["index"], pod) for g in doc["gpus"] for pod in g["pods"]}
+    assert on_gpus == {(p["node"], p["gpu"], f"{p['service']}-{p['replica']}") for p in doc["placements"]}
+    assert {g["node"] for g in doc["gpus"]} == {"t4-1", "a10g-1"}
+
+
+def test_demo_table_for_people():
+    result = plan("--stack", "demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "MiB used/total" in out
+    assert "15000/15360" in out  # the shared T4: 2 x 7500
+    assert f"{2 * (catalog.A10G.memory_mib * 45 // 100)}/{catalog.A10G.memory_mib}" in out
+    assert "Replicas placed: 4 of 4" in out
+    assert f"prices as of {catalog.PRICES_AS_OF}" in out
+    assert "/hour in us-west-2" in out
+
+
+def test_lean_meets_its_targets_against_demo():
+    code_demo, demo = plan_json("--stack", "demo")
+    code_lean, lean = plan_json("--stack", "lean")
+    assert (code_demo, code_lean) == (0, 0)
+    assert lean["unschedulable"] == []
+    assert lean["gpuMemoryAllocation"] >= 0.85
+    assert lean["estimatedHourlyCostUsd"] <= 0.30 * demo["estimatedHourlyCostUsd"]
+    assert len(lean["gpus"]) < len(demo["gpus"])
+
+
+@pytest.mark.parametrize("services, expected_pods", [
+    (["demo-a"], 4),
+    (["demo-b", "demo-d"], 8),
+])
+def test_service_filter_plans_only_those(services, expected_pods):
+    args = [a for s in services for a in ("--service", s)]
+    code, doc = plan_json("--stack", "policies", *args)
+    assert code == 0
+    assert {p["service"] for p in doc["placements"]} == set(services)
+    assert len(doc["placements"]) == expected_pods
+
+
+def test_unplaceable_replica_exits_1_with_its_reason(project):
+    # One T4 (15360 MiB) cannot hold three 7500 MiB slices: the third replica has no room.
+    path = project("tight", """\
+        config:
+          aws:region: us-east-1
+          hami-eks:nodeGroups:
+            t4: {instanceTypes: [g4dn.xlarge], desiredSize: 1, minSize: 1, maxSize: 1}
+          hami-eks:services:
+            - {name: vllm-x, model: Qwen/Qwen2.5-1.5B-Instruct, gpuType: T4, replicas: 3, gpumem: 7500,
+               cpu: "1", memory: 4Gi}
+        """)
+    result = plan("--stack", "tight", "--json", "--project-dir", str(path))
+    assert result.returncode == 1
+    doc = json.loads(result.stdout)
+    check_schema(doc)
+    assert [(u["service"], u["replica"]) for u in doc["unschedulable"]] == [("vllm-x", 3)]
+    assert "vllm-x" in doc["unschedulable"][0]["reason"]
+
+    human = plan("--stack", "tight", "--project-dir", str(path))
+    assert human.returncode == 1
+    assert "vllm-x replica 3:" in human.stdout and "allowUnschedulable" in human.stdout
+
+
+@pytest.mark.parametrize("body, message", [
+    ("""\
+        config:
+          hami-eks:services:
+            - {name: x, model: m, gpuType: T4, replicas: 1, gpumemPercentage: 150}
+        """, "gpumemPercentage"),
+    ("""\
+        config:
+          aws:region: eu-north-1
+        """, "no recorded price"),
+])
+def test_bad_stack_exits_2_naming_the_problem(project, body, message):
+    path = project("bad", body)
+    result = plan("--stack", "bad", "--project-dir", str(path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stack", "nope"], "no stack file Pulumi.nope.yaml"),
+    (["--stack", "demo", "--service", "nope"], "no service named nope"),
+])
+def test_unknown_stack_or_service_exits_2(args, message):
+    result = plan(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
