@@ -10,9 +10,6 @@ from components import kube_objects
 from hamieks import workloads
 from hamieks.settings import ServiceSettings, Settings
 
-# A first start downloads the model and captures CUDA graphs; Pulumi's default 10 minute
-# Deployment await would give up while the startup probe (30 minutes by default) still waits.
-ROLLOUT_TIMEOUT = "45m"
 
 
 @dataclass(frozen=True)
@@ -28,9 +25,13 @@ class VllmService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hami-eks:serving:VllmService", name, None, opts)
-        child = pulumi.ResourceOptions(
-            parent=self,
-            custom_timeouts=pulumi.CustomTimeouts(create=ROLLOUT_TIMEOUT, update=ROLLOUT_TIMEOUT))
+        # A first start pulls the image, downloads the model and captures CUDA graphs; Pulumi's
+        # default 10 minute Deployment await would give up while the startup probe still waits.
+        # Creation starts every replica at once; an update replaces them one at a time
+        # (maxSurge 0), so its budget grows with the replica count.
+        per_replica = workloads.rollout_timeout_seconds(args.service)
+        child = pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(
+            create=f"{per_replica}s", update=f"{per_replica * max(1, args.service.replicas)}s"))
         self.resources = [kube_objects.create(obj, child)
                           for obj in workloads.service_objects(args.settings, args.service)]
         self.register_outputs({})

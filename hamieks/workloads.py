@@ -24,7 +24,12 @@ ANNOTATION_GPU_POLICY = "hami.io/gpu-scheduler-policy"
 
 # Namespaces carrying this label are the only ones HAMi's mutating webhook acts on (see
 # manifests/hami-values.yaml): it fails closed there, and cannot block system pods elsewhere.
+# GPU pods in any other namespace bypass hami-scheduler, so every model server lives here.
 WEBHOOK_SCOPE_LABEL = ("hami-eks.io/gpu-sharing", "enabled")
+# Pods in a namespace carrying this label may call the model servers (the NetworkPolicy lets in
+# only the servers' own namespace otherwise): `kubectl label ns <ns> hami-eks.io/llm-client=allowed`.
+CLIENT_NAMESPACE_LABEL = ("hami-eks.io/llm-client", "allowed")
+NETWORK_POLICY_NAME = "vllm-ingress"
 
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_SECRET_KEY = "token"
@@ -34,6 +39,11 @@ MODEL_CACHE_HOST_PATH = "/var/lib/hami-eks/hf-cache"
 MODEL_CACHE_MOUNT = "/models/hf-cache"
 HEALTH_PATH = "/health"
 STARTUP_PROBE_PERIOD_SECONDS = 10
+# First start on a fresh node pulls the vLLM image (several GB) before the startup probe
+# even begins; the rollout deadline must cover that too.
+IMAGE_PULL_BUDGET_SECONDS = 900
+PRESTOP_SLEEP_SECONDS = 10
+TERMINATION_GRACE_SECONDS = 60
 PART_OF = {"app.kubernetes.io/part-of": "hami-eks"}
 VLLM_PORT = 8000  # vllm serve's default, so the args stay exactly the reference's
 
@@ -47,11 +57,57 @@ def namespace(settings: Settings) -> dict[str, Any]:
             "labels": {
                 **PART_OF,
                 WEBHOOK_SCOPE_LABEL[0]: WEBHOOK_SCOPE_LABEL[1],
-                # The model cache is a hostPath volume, which "baseline" forbids; warn on
-                # anything beyond baseline so other drift is still visible.
-                "pod-security.kubernetes.io/warn": "baseline",
+                # The node-local model cache is a hostPath volume, which Pod Security "baseline"
+                # forbids, so the namespace is explicitly "privileged". A `warn: baseline` label
+                # would fire on every Deployment forever and hide real drift. Everything else in
+                # the pod (no privilege escalation, all capabilities dropped, RuntimeDefault
+                # seccomp, no host namespaces) stays within baseline; checkov guards it.
+                "pod-security.kubernetes.io/enforce": "privileged",
             },
         },
+    }
+
+
+def network_policy(settings: Settings) -> dict[str, Any]:
+    """Ingress to the model servers: port 8000 only, from their own namespace or labelled ones.
+
+    `kubectl port-forward` tunnels through the kubelet into the pod and is not subject to
+    NetworkPolicy, and kubelet probes come from the node, which NetworkPolicy always allows; so
+    neither needs a rule. Egress stays open: servers download weights from Hugging Face.
+    On EKS the policy is enforced only when the VPC CNI runs with enableNetworkPolicy=true.
+    """
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": NETWORK_POLICY_NAME, "namespace": settings.namespace, "labels": dict(PART_OF)},
+        "spec": {
+            # Every model server pod carries the part-of label (an empty selector would also
+            # work in Kubernetes, but checkov cannot connect `{}` to pods).
+            "podSelector": {"matchLabels": dict(PART_OF)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [
+                    {"podSelector": {}},
+                    {"namespaceSelector": {"matchLabels": {CLIENT_NAMESPACE_LABEL[0]: CLIENT_NAMESPACE_LABEL[1]}}},
+                ],
+                "ports": [{"protocol": "TCP", "port": VLLM_PORT}],
+            }],
+        },
+    }
+
+
+def hf_token_secret(settings: Settings, token: Any) -> dict[str, Any]:
+    """The Secret the servers read HF_TOKEN from; `token` may be a Pulumi secret Output.
+
+    stringData, not data: the token needs no base64 step, so an Output passes through
+    untouched and stays secret. Never rendered to manifests/ (see hamieks/render.py).
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": HF_TOKEN_SECRET, "namespace": settings.namespace, "labels": dict(PART_OF)},
+        "type": "Opaque",
+        "stringData": {HF_TOKEN_SECRET_KEY: token},
     }
 
 
@@ -100,6 +156,15 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
     return env
 
 
+def rollout_timeout_seconds(service: ServiceSettings) -> int:
+    """How long one replica may take to become ready: image pull plus the startup budget.
+
+    It is the Deployment's progressDeadlineSeconds, and the least a deploy tool should wait
+    for a rollout (Pulumi's default 10 minutes is shorter than a first model download).
+    """
+    return IMAGE_PULL_BUDGET_SECONDS + service.startup_timeout_seconds
+
+
 def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
     labels = {"app": service.name}
     startup_failures = math.ceil(service.startup_timeout_seconds / STARTUP_PROBE_PERIOD_SECONDS)
@@ -114,8 +179,8 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
         "resources": {
             "requests": {"cpu": service.cpu, "memory": service.memory},
             # Memory limit = request: a loader that balloons is OOM-killed alone instead of
-            # starving its GPU neighbours' host memory. No CPU limit: throttling only slows
-            # tokenization and the scheduler loop.
+            # starving its GPU neighbours' host memory (the /dev/shm tmpfs counts against it
+            # too). No CPU limit: throttling only slows tokenization and the scheduler loop.
             "limits": {"memory": service.memory, **gpu_limits(service)},
         },
         # The startup probe holds off liveness until the model is downloaded and loaded; after
@@ -123,11 +188,13 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
         "startupProbe": _probe(service, STARTUP_PROBE_PERIOD_SECONDS, startup_failures),
         "readinessProbe": _probe(service, 10, 3),
         "livenessProbe": _probe(service, 15, 4, timeout=10),
-        # Give the Service time to drop the endpoint before vLLM stops taking requests.
-        "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
+        # Give the Service time to drop the endpoint before vLLM stops taking requests. The
+        # sleep action (GA in Kubernetes 1.34) needs no `sleep` binary in the image.
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "securityContext": {
-            # The vLLM image runs as root and writes compile caches under $HOME, so it is not
-            # forced to another user; it gains nothing beyond that.
+            # Root, as the vLLM image is built: it writes JIT and compile caches (Triton,
+            # torch.compile, FlashInfer) under $HOME=/root and /tmp, and must write the root-owned
+            # hostPath model cache. Root without capabilities or escalation gains nothing more.
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
         },
@@ -144,8 +211,11 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
             "replicas": service.replicas,
             "selector": {"matchLabels": labels},
             # Never surge: a surge pod needs a second GPU slice that a packed GPU does not have,
-            # so the rollout would hang Pending. Replace one replica at a time instead.
+            # so the rollout would hang Pending. Replace one replica at a time instead (a
+            # single-replica service is down while its replacement loads the model).
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+            # The default 600 s marks a rollout failed while a replica is still downloading.
+            "progressDeadlineSeconds": rollout_timeout_seconds(service),
             "template": {
                 "metadata": {"labels": {**labels, **PART_OF}, "annotations": pod_annotations(service)},
                 "spec": {
@@ -153,15 +223,22 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
                     "tolerations": [{
                         "key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"],
                     }],
+                    # vLLM never calls the Kubernetes API.
                     "automountServiceAccountToken": False,
+                    # Service links inject <SERVICE>_PORT variables; vLLM reads VLLM_* variables,
+                    # and a Service named "vllm" would set VLLM_PORT=tcp://... and break it.
                     "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": 60,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
                     "volumes": [
                         # NCCL and the tokenizer workers use shared memory; the runtime's
                         # default 64 MiB /dev/shm crashes them. Memory-backed, so capped.
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": service.shm_size}},
+                        # Node-local, on the node group's root (data) disk: survives pod restarts
+                        # and is shared by every replica on the node. A PVC would be zonal and
+                        # ReadWriteOnce (one node), EFS needs another CSI driver; kubelet creates
+                        # the directory root-owned, one reason the container runs as root.
                         {"name": "model-cache", "hostPath": {"path": MODEL_CACHE_HOST_PATH, "type": "DirectoryOrCreate"}},
                     ],
                 },
@@ -192,4 +269,31 @@ def port_forward_command(settings: Settings, svc: ServiceSettings, local_port: i
 
 
 def service_objects(settings: Settings, svc: ServiceSettings) -> list[dict[str, Any]]:
+    """One model server: its Deployment and its Service (namespace-wide objects are separate)."""
     return [deployment(settings, svc), service(settings, svc)]
+
+
+def namespace_objects(settings: Settings, hf_token: Any = None) -> list[dict[str, Any]]:
+    """What every server in the namespace relies on, in apply order.
+
+    The HF token Secret is included only when a token is passed (the Pulumi program passes the
+    secret Output of `hfToken`); renderings pass none, so no value ever reaches a file.
+    """
+    if hf_token is not None and not settings.hf_token_configured:
+        raise ValueError("an HF token was passed but the stack does not set hfToken, so no "
+                         "Deployment would read it")
+    objects = [namespace(settings)]
+    if hf_token is not None:
+        objects.append(hf_token_secret(settings, hf_token))
+    objects.append(network_policy(settings))
+    return objects
+
+
+def stack_objects(settings: Settings, hf_token: Any = None) -> list[dict[str, Any]]:
+    """Every Kubernetes object the stack creates for its model servers, in apply order:
+    namespace-wide objects first (the Namespace before anything in it, the Secret and the
+    NetworkPolicy before any pod), then each service's Deployment and Service."""
+    objects = namespace_objects(settings, hf_token)
+    for svc in settings.services:
+        objects.extend(service_objects(settings, svc))
+    return objects

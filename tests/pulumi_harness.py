@@ -57,6 +57,7 @@ class Registered:
     custom: bool
     dependencies: list[str]
     inputs: dict[str, Any]
+    timeouts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,6 +191,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 urn=response.urn, type=request.type, name=request.name, parent=request.parent,
                 provider=request.provider, custom=request.custom, dependencies=list(request.dependencies),
                 inputs=plain(json_format.MessageToDict(request.object)),
+                timeouts=json_format.MessageToDict(request.customTimeouts),
             ))
         return response
 

@@ -316,3 +316,15 @@ def test_region_without_prices_still_deploys():
     assert run.outputs["estimatedHourlyCostUsd"] is None
     assert any("no prices recorded for eu-west-1" in w for w in run.warnings)
     assert {r.inputs["availabilityZone"][:-1] for r in run.of_type("aws:ec2/subnet:Subnet")} == {"eu-west-1"}
+
+
+def test_pulumi_waits_as_long_as_a_model_may_take_to_start():
+    from hamieks import workloads
+    run = run_program("demo")
+    for svc in settings_for("demo").services:
+        dep = next(r for r in run.of_type(DEPLOYMENT) if r.inputs["metadata"]["name"] == svc.name)
+        per_replica = workloads.rollout_timeout_seconds(svc)
+        assert per_replica > svc.startup_timeout_seconds >= 600  # beyond Pulumi's 10 minute default
+        assert dep.inputs["spec"]["progressDeadlineSeconds"] == per_replica
+        # Replicas start together on create and are replaced one by one on update (maxSurge 0).
+        assert dep.timeouts == {"create": f"{per_replica}s", "update": f"{per_replica * svc.replicas}s"}
