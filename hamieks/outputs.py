@@ -7,8 +7,6 @@ from typing import Any
 from hamieks import workloads
 from hamieks.settings import Settings
 
-FIRST_LOCAL_PORT = 8001  # the blog forwards its services to 8001, 8002, 8003
-
 
 def kubectl_config_command(settings: Settings) -> str:
     return f"aws eks update-kubeconfig --region {settings.region} --name {settings.cluster_name}"
@@ -35,7 +33,7 @@ def services(settings: Settings) -> dict[str, Any]:
             "replicas": svc.replicas,
             "memoryRequest": svc.memory_request_label,
             "url": workloads.service_url(settings, svc),
-            "portForward": workloads.port_forward_command(settings, svc, FIRST_LOCAL_PORT + i),
+            "portForward": workloads.port_forward_command(settings, svc),
         }
-        for i, svc in enumerate(settings.services)
+        for svc in settings.services
     }

@@ -264,8 +264,16 @@ def service_url(settings: Settings, svc: ServiceSettings) -> str:
     return f"http://{svc.name}.{settings.namespace}.svc.cluster.local:{VLLM_PORT}"
 
 
-def port_forward_command(settings: Settings, svc: ServiceSettings, local_port: int) -> str:
-    return f"kubectl -n {settings.namespace} port-forward svc/{svc.name} {local_port}:{VLLM_PORT}"
+FIRST_LOCAL_PORT = 8001  # the blog forwards its services to 8001, 8002, 8003
+
+
+def local_port(settings: Settings, svc: ServiceSettings) -> int:
+    """The local port a user forwards this service to: one per service, in stack order."""
+    return FIRST_LOCAL_PORT + [s.name for s in settings.services].index(svc.name)
+
+
+def port_forward_command(settings: Settings, svc: ServiceSettings) -> str:
+    return f"kubectl -n {settings.namespace} port-forward svc/{svc.name} {local_port(settings, svc)}:{VLLM_PORT}"
 
 
 def service_objects(settings: Settings, svc: ServiceSettings) -> list[dict[str, Any]]:
