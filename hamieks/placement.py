@@ -47,7 +47,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
 
 from hamieks import catalog, workloads
-from hamieks.settings import GPU_TAINT, MAX_PODS_PER_GPU, Settings
+from hamieks.settings import GPU_TAINT, MAX_PODS_PER_GPU, Settings, granted_memory_mib
 
 BINPACK, SPREAD = "binpack", "spread"
 # hami-scheduler's defaults (also stated in manifests/hami-values.yaml).
@@ -175,11 +175,7 @@ class PodRequest:
 
     def memory_on(self, gpu_memory_mib: int) -> int:
         """The MiB HAMi grants, i.e. memory.total inside the pod, on a GPU of that size."""
-        if self.gpumem is not None:
-            return self.gpumem
-        if self.gpumem_percentage is not None:
-            return gpu_memory_mib * self.gpumem_percentage // 100
-        return gpu_memory_mib
+        return granted_memory_mib(self.gpumem, self.gpumem_percentage, gpu_memory_mib)
 
     @property
     def memory_label(self) -> str:

@@ -94,6 +94,19 @@ _SERVICE_FIELDS = {
 }
 
 
+def granted_memory_mib(gpumem: int | None, percentage: int | None, gpu_memory_mib: int) -> int:
+    """The GPU memory HAMi grants, which the pod sees as memory.total, on a GPU of that size.
+
+    `nvidia.com/gpumem` wins over `gpumem-percentage`; a percentage is floor(total * pct / 100)
+    of the memory HAMi registered; with neither the pod gets the whole GPU.
+    """
+    if gpumem is not None:
+        return gpumem
+    if percentage is not None:
+        return gpu_memory_mib * percentage // 100
+    return gpu_memory_mib
+
+
 @dataclass(frozen=True)
 class NodeGroupSettings:
     name: str
@@ -142,17 +155,6 @@ class ServiceSettings:
     shm_size: str = "2Gi"
     # Download of several GB plus load and CUDA-graph capture: minutes on first start.
     startup_timeout_seconds: int = 1800
-
-    def memory_request_mib(self, gpu_memory_mib: int) -> int:
-        """The GPU memory HAMi grants (and the pod sees as memory.total) on a GPU of that size.
-
-        gpumem wins over gpumem-percentage; a percentage is floor(total * pct / 100).
-        """
-        if self.gpumem is not None:
-            return self.gpumem
-        if self.gpumem_percentage is not None:
-            return gpu_memory_mib * self.gpumem_percentage // 100
-        return gpu_memory_mib
 
     @property
     def memory_request_label(self) -> str:

@@ -62,15 +62,15 @@ def test_subnets_are_disjoint_inside_the_vpc_and_large_enough(cidr, azs):
 
 @pytest.mark.parametrize("pct, total, expected", [(45, 23028, 10362), (50, 15360, 7680), (33, 23034, 7601), (100, 15360, 15360)])
 def test_percentage_is_floored_like_hami(pct, total, expected):
-    svc = s.ServiceSettings(name="x", model="m", gpu_type="T4", node_group="t4", replicas=1, gpumem=None,
-                            gpumem_percentage=pct, args=(), image="i:1")
-    assert svc.memory_request_mib(total) == expected == total * pct // 100
+    assert s.granted_memory_mib(None, pct, total) == expected
 
 
-def test_gpumem_wins_over_gpu_size():
-    svc = s.ServiceSettings(name="x", model="m", gpu_type="T4", node_group="t4", replicas=1, gpumem=7500,
-                            gpumem_percentage=None, args=(), image="i:1")
-    assert svc.memory_request_mib(15360) == 7500 == svc.memory_request_mib(23028)
+def test_gpumem_wins_over_percentage_and_gpu_size():
+    assert s.granted_memory_mib(7500, 90, 15360) == 7500 == s.granted_memory_mib(7500, None, 23028)
+
+
+def test_no_memory_key_is_the_whole_gpu():
+    assert s.granted_memory_mib(None, None, 23028) == 23028
 
 
 def _demo(**overrides):
