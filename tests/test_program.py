@@ -328,3 +328,26 @@ def test_pulumi_waits_as_long_as_a_model_may_take_to_start():
         assert dep.inputs["spec"]["progressDeadlineSeconds"] == per_replica
         # Replicas start together on create and are replaced one by one on update (maxSurge 0).
         assert dep.timeouts == {"create": f"{per_replica}s", "update": f"{per_replica * svc.replicas}s"}
+
+
+def _registered_objects(run) -> list[dict]:
+    kinds = ("kubernetes:core/v1:", "kubernetes:apps/v1:", "kubernetes:networking.k8s.io/v1:")
+    return [r.inputs for r in run.resources if r.custom and r.type.startswith(kinds)]
+
+
+def test_registered_objects_are_the_committed_manifests_and_schema_valid(stack_run):
+    """What Pulumi creates is what manifests/<stack>/ holds, so the oracles run on those files
+    (checkov, the HAMi chart render) speak for the program too; strict schema validation runs
+    here on the registered objects themselves."""
+    import kubernetes_validate
+    stack, s, run = stack_run
+    registered = _registered_objects(run)
+    rendered_dir = REPO / "manifests" / stack
+    rendered = [doc for path in sorted(rendered_dir.glob("*.yaml"))
+                for doc in yaml.safe_load_all(path.read_text()) if doc]
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    assert sorted(registered, key=key) == sorted(rendered, key=key)
+    for obj in registered:
+        kubernetes_validate.validate(obj, s.kubernetes_version, strict=True)
+    values = yaml.safe_load((rendered_dir / "helm" / "hami-values.yaml").read_text())
+    assert run.of_type(RELEASE)[0].inputs["values"] == values
