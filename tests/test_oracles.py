@@ -269,7 +269,7 @@ def test_hami_scheduler_and_webhook_are_configured_as_we_chose(hami_chart, stack
 def _reference(shared_dir: Path) -> list[dict[str, Any]]:
     paths = sorted((shared_dir / REFERENCE_WORKLOADS).glob("*.yaml"))
     if not paths:
-        pytest.skip(f"no reference manifests in {shared_dir / REFERENCE_WORKLOADS}")
+        pytest.skip(reason=f"no reference manifests in {shared_dir / REFERENCE_WORKLOADS}")
     return [d for p in paths for d in yaml.safe_load_all(p.read_text()) if d]
 
 
