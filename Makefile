@@ -53,8 +53,8 @@ define pulumi_env
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK);
 endef
 
+# The program runs the placement preflight itself, before it creates anything.
 up: $(VENV)/.installed
-	@$(PY) -m hamieks plan --stack $(STACK) >/dev/null || { echo "placement preflight failed: run 'make plan STACK=$(STACK)'"; exit 1; }
 	@$(pulumi_env) pulumi up --yes --stack $(STACK)
 
 preview: $(VENV)/.installed

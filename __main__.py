@@ -31,6 +31,12 @@ try:
     zone_names = zones.choose_availability_zones(
         zip(offerings.instance_types, offerings.locations), settings.instance_types,
         settings.availability_zone_count, settings.region)
+    # EKS makes whoever creates the cluster an admin (pulumi-eks always bootstraps the creator),
+    # so the deployer needs no access entry, and one for the same principal fails with a 409.
+    # An assumed-role session ARN is resolved to its IAM role to recognise it in the list.
+    caller = aws.get_caller_identity()
+    deployer = aws.iam.get_session_context(arn=caller.arn).issuer_arn
+    extra_admins = tuple(arn for arn in settings.admin_principal_arns if arn != deployer)
 except (ConfigError, placement.PlanError) as error:
     raise pulumi.RunError(str(error)) from None
 if not plan.all_placed:
@@ -53,7 +59,7 @@ cluster = Cluster(settings.cluster_name, ClusterArgs(
     cluster_name=settings.cluster_name, kubernetes_version=settings.kubernetes_version,
     vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
     private_subnet_ids=network.private_subnet_ids, public_access_cidrs=settings.public_access_cidrs,
-    admin_principal_arns=settings.admin_principal_arns, system_instance_type=settings.system_instance_type,
+    admin_principal_arns=extra_admins, system_instance_type=settings.system_instance_type,
     system_node_count=settings.system_node_count, system_node_labels=settings_mod.SYSTEM_NODE_LABELS, tags=tags))
 
 gpu_groups = [
@@ -86,6 +92,7 @@ pulumi.export("clusterName", cluster.name)
 pulumi.export("region", settings.region)
 pulumi.export("clusterEndpoint", cluster.endpoint)
 pulumi.export("kubectlConfigCommand", outputs.kubectl_config_command(settings))
+pulumi.export("clusterAdmins", [deployer, *extra_admins])
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("availabilityZones", zone_names)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)

@@ -78,13 +78,11 @@ class Cluster(pulumi.ComponentResource):
             vpc_id=args.vpc_id,
             public_subnet_ids=args.public_subnet_ids,
             private_subnet_ids=args.private_subnet_ids,
-            node_associate_public_ip_address=False,
             endpoint_public_access=True,
             endpoint_private_access=True,
             public_access_cidrs=list(args.public_access_cidrs),
             # The deployer gets cluster-admin from EKS itself (pulumi-eks always sets
-            # bootstrapClusterCreatorAdminPermissions); an explicit entry for the same
-            # principal would fail with a 409, so only extra principals are listed here.
+            # bootstrapClusterCreatorAdminPermissions); the caller passes only other principals.
             authentication_mode=eks.AuthenticationMode.API,
             access_entries={
                 # Keyed by the principal's name, not its list position, so reordering the list

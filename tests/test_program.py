@@ -250,6 +250,15 @@ def test_per_az_nat_gateways():
     assert len(run.of_type("aws:ec2/subnet:Subnet")) == 6
 
 
+def test_the_deployer_is_admin_without_an_access_entry_even_when_listed():
+    # Listing the deploying role again would make EKS answer 409 (the creator already has one).
+    ci = "arn:aws:iam::123456789012:role/ci-deployer"
+    run = run_program("demo", overrides={"hami-eks:adminPrincipalArns": [DEPLOYER_ROLE, ci]})
+    entries = run.of_type("eks:index:Cluster")[0].inputs["accessEntries"]
+    assert [e["principalArn"] for e in entries.values()] == [ci]
+    assert run.outputs["clusterAdmins"] == [DEPLOYER_ROLE, ci]
+
+
 def test_extra_admin_principals_get_access_entries():
     ci = "arn:aws:iam::123456789012:role/ci-deployer"
     run = run_program("demo", overrides={"hami-eks:adminPrincipalArns": [ci]})
