@@ -65,9 +65,7 @@ cluster = Cluster(settings.cluster_name, ClusterArgs(
 gpu_groups = [
     GpuNodeGroup(f"{settings.cluster_name}-{group.name}", GpuNodeGroupArgs(
         cluster=cluster.eks_cluster, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
-        instance_types=group.instance_types, desired_size=group.desired_size, min_size=group.min_size,
-        max_size=group.max_size, disk_size_gib=group.disk_size_gib, capacity_type=group.capacity_type,
-        labels=group.labels, taint=settings_mod.GPU_TAINT, tags=tags))
+        group=group, tags=tags))
     for group in settings.node_groups
 ]
 

@@ -8,6 +8,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
+from hamieks.settings import GPU_TAINT, NodeGroupSettings
+
 # AL2023 NVIDIA AMI: NVIDIA driver 580 and the container toolkit, with nodeadm making `nvidia`
 # containerd's default runtime (HAMi needs that; no RuntimeClass). It does not install NVIDIA's
 # device plugin, which must not run beside HAMi's. Set explicitly: the `gpu` flag alone does not
@@ -21,14 +23,7 @@ class GpuNodeGroupArgs:
     cluster: eks.Cluster
     node_role: aws.iam.Role
     subnet_ids: pulumi.Input[list[str]]
-    instance_types: tuple[str, ...]
-    desired_size: int
-    min_size: int
-    max_size: int
-    disk_size_gib: int
-    capacity_type: str
-    labels: dict[str, str]
-    taint: dict[str, str]
+    group: NodeGroupSettings
     tags: dict[str, str]
 
 
@@ -41,23 +36,24 @@ class GpuNodeGroup(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GpuNodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hami-eks:gpu:GpuNodeGroup", name, None, opts)
+        group = args.group
         self.node_group = eks.ManagedNodeGroup(
             f"{name}-nodes",
             cluster=args.cluster,
             node_role=args.node_role,
             ami_type=GPU_AMI_TYPE,
-            instance_types=list(args.instance_types),
-            capacity_type=args.capacity_type,
-            disk_size=args.disk_size_gib,
+            instance_types=list(group.instance_types),
+            capacity_type=group.capacity_type,
+            disk_size=group.disk_size_gib,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                desired_size=args.desired_size, min_size=args.min_size, max_size=args.max_size),
+                desired_size=group.desired_size, min_size=group.min_size, max_size=group.max_size),
             subnet_ids=args.subnet_ids,
-            labels=args.labels,
+            labels=group.labels,
             taints=[aws.eks.NodeGroupTaintArgs(
-                key=args.taint["key"], value=args.taint["value"],
+                key=GPU_TAINT["key"], value=GPU_TAINT["value"],
                 # The EKS API spells effects in upper snake case.
                 effect={"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE",
-                        "PreferNoSchedule": "PREFER_NO_SCHEDULE"}[args.taint["effect"]],
+                        "PreferNoSchedule": "PREFER_NO_SCHEDULE"}[GPU_TAINT["effect"]],
             )],
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),

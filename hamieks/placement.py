@@ -41,12 +41,11 @@ from __future__ import annotations
 
 import heapq
 import json
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
 
-from hamieks import catalog, workloads
+from hamieks import catalog, quantity, workloads
 from hamieks.settings import GPU_TAINT, MAX_PODS_PER_GPU, Settings, granted_memory_mib
 
 BINPACK, SPREAD = "binpack", "spread"
@@ -98,30 +97,13 @@ class PlanError(ValueError):
     """The stack cannot be planned at all (not a placement failure): e.g. an unpriced region."""
 
 
-class UnschedulableError(RuntimeError):
-    """Raised by the program's preflight when HAMi could not place every replica."""
-
-    def __init__(self, plan: "Plan", stack: str | None = None):
-        self.plan = plan
-        super().__init__(format_unschedulable(plan, stack))
-
-
 # ---- Kubernetes quantities --------------------------------------------------------------------
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
-_SUFFIX = {
-    None: Decimal(1), "m": Decimal("0.001"), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9, "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50,
-}
-
-
 def parse_quantity(value: Any) -> Decimal:
-    """A Kubernetes quantity ("2", "500m", "16Gi", 7500) as a number of base units."""
-    match = _QUANTITY.fullmatch(str(value).strip())
-    if not match:
-        raise PlanError(f"{value!r} is not a Kubernetes quantity the planner understands")
-    return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
+    try:
+        return quantity.parse(value)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def cpu_millis(value: Any) -> int:
@@ -129,7 +111,7 @@ def cpu_millis(value: Any) -> int:
 
 
 def memory_mib(value: Any) -> float:
-    return float(parse_quantity(value) / _SUFFIX["Mi"])
+    return float(parse_quantity(value) / quantity.MIB)
 
 
 def _int_resource(value: Any) -> int:
@@ -176,14 +158,6 @@ class PodRequest:
     def memory_on(self, gpu_memory_mib: int) -> int:
         """The MiB HAMi grants, i.e. memory.total inside the pod, on a GPU of that size."""
         return granted_memory_mib(self.gpumem, self.gpumem_percentage, gpu_memory_mib)
-
-    @property
-    def memory_label(self) -> str:
-        if self.gpumem is not None:
-            return f"{self.gpumem} MiB"
-        if self.gpumem_percentage is not None:
-            return f"{self.gpumem_percentage}% of a GPU's memory"
-        return "a whole GPU"
 
 
 def _policy(annotations: Mapping[str, str], key: str, default: str) -> str:
@@ -418,10 +392,6 @@ class Unschedulable:
     replica: int
     reason: str
 
-    @property
-    def pod(self) -> str:
-        return f"{self.service}-{self.replica}"
-
 
 @dataclass(frozen=True)
 class GpuUsage:
@@ -432,7 +402,6 @@ class GpuUsage:
     model: str  # the name nvidia-smi prints, e.g. "Tesla T4"
     memory_mib: int  # as HAMi registers it
     allocated_mib: int
-    cores_used: int
     pods: tuple[str, ...]
 
 
@@ -452,7 +421,7 @@ def simulate(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest]) -> Simulatio
         _place_service(pod, state, placements, unschedulable)
     gpus = tuple(
         GpuUsage(node.spec.name, node.spec.group, node.spec.instance.name, gpu.index, node.spec.gpu.name,
-                 gpu.total, gpu.used_mem, gpu.cores, tuple(gpu.pods))
+                 gpu.total, gpu.used_mem, tuple(gpu.pods))
         for node in state for gpu in node.gpus
     )
     return Simulation(gpus, tuple(placements), tuple(unschedulable))

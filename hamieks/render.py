@@ -219,10 +219,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"no Pulumi.<stack>.yaml files in {project_dir}", file=sys.stderr)
             return 2
         rendered = {stack: render_stack(project_dir, stack) for stack in stacks}
-    except stackfiles.StackFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ConfigError as exc:
+    except (stackfiles.StackFileError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:  # manifests/hami-values.yaml, the release's base values

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from hamieks import catalog, versions
+from hamieks import catalog, quantity, versions
 from hamieks.errors import ConfigError
 
 PROJECT = "hami-eks"
@@ -37,7 +37,6 @@ CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
 MAX_PODS_PER_GPU = 10  # HAMi devicePlugin.deviceSplitCount, set in manifests/hami-values.yaml
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
 
 @dataclass(frozen=True)
@@ -182,9 +181,6 @@ class Settings:
     hf_token_configured: bool
     node_groups: tuple[NodeGroupSettings, ...]
     services: tuple[ServiceSettings, ...]
-
-    def node_group(self, name: str) -> NodeGroupSettings:
-        return next(g for g in self.node_groups if g.name == name)
 
     @property
     def instance_types(self) -> tuple[str, ...]:
@@ -382,8 +378,10 @@ def _service(problems: _Problems, index: int, raw: Any, groups: Mapping[str, Nod
     if image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")) and "@sha256:" not in image:
         problems.add(f"{key}.image", f"{image!r} is not pinned; use a release tag such as {versions.VLLM_IMAGE}")
     for qkey, qty in (("cpu", cpu), ("memory", memory), ("shmSize", shm)):
-        if not _QUANTITY.fullmatch(qty):
-            problems.add(f"{key}.{qkey}", f"{qty!r} is not a Kubernetes quantity (e.g. '2', '500m', '16Gi')")
+        try:
+            quantity.parse(qty)
+        except ValueError as exc:
+            problems.add(f"{key}.{qkey}", str(exc))
     if startup < 60:
         problems.add(f"{key}.startupTimeoutSeconds", f"{startup}s cannot cover a model download and load; use 600 or more")
 

@@ -132,7 +132,7 @@ def gpu_limits(service: ServiceSettings) -> dict[str, Any]:
     return limits
 
 
-def _probe(service: ServiceSettings, period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
+def _probe(period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
     return {
         "httpGet": {"path": HEALTH_PATH, "port": "http"},
         "periodSeconds": period,
@@ -185,9 +185,9 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
         },
         # The startup probe holds off liveness until the model is downloaded and loaded; after
         # that a wedged engine is restarted within a minute.
-        "startupProbe": _probe(service, STARTUP_PROBE_PERIOD_SECONDS, startup_failures),
-        "readinessProbe": _probe(service, 10, 3),
-        "livenessProbe": _probe(service, 15, 4, timeout=10),
+        "startupProbe": _probe(STARTUP_PROBE_PERIOD_SECONDS, startup_failures),
+        "readinessProbe": _probe(10, 3),
+        "livenessProbe": _probe(15, 4, timeout=10),
         # Give the Service time to drop the endpoint before vLLM stops taking requests. The
         # sleep action (GA in Kubernetes 1.34) needs no `sleep` binary in the image.
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},

@@ -66,15 +66,11 @@ class ProgramRun:
     resources: list[Registered] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
-    invokes: list[tuple[str, dict]] = field(default_factory=list)
     error: Exception | None = None
     warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
-
-    def by_urn(self, urn: str) -> Registered:
-        return next(r for r in self.resources if r.urn == urn)
 
     def one(self, type_: str, name: str) -> Registered:
         matches = [r for r in self.of_type(type_) if r.name == name]
@@ -131,7 +127,6 @@ class FakeCloud(pulumi.runtime.Mocks):
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
-        self.run.invokes.append((args.token, dict(args.args)))
         if args.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
             wanted = [v for f in args.args.get("filters", []) if f["name"] == "instance-type" for v in f["values"]]
             pairs = offered(self.region, wanted)
