@@ -25,12 +25,13 @@ class ModelServing(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hami-eks:serving:ModelServing", name, None, opts)
         settings = args.settings
-        shared = [kube_objects.create(obj, pulumi.ResourceOptions(parent=self))
-                  for obj in workloads.namespace_objects(settings)]
-        if args.hf_token is not None:
-            shared.append(kube_objects.create(
-                workloads.hf_token_secret(settings, pulumi.Output.secret(args.hf_token)),
-                pulumi.ResourceOptions(parent=self, depends_on=shared[:1])))
+        token = pulumi.Output.secret(args.hf_token) if args.hf_token is not None else None
+        # The builder lists the Namespace first; everything else lives in it and must wait.
+        namespace, *rest = workloads.namespace_objects(settings, token)
+        namespace_resource = kube_objects.create(namespace, pulumi.ResourceOptions(parent=self))
+        shared = [namespace_resource, *(
+            kube_objects.create(obj, pulumi.ResourceOptions(parent=self, depends_on=[namespace_resource]))
+            for obj in rest)]
         self.services = {
             svc.name: VllmService(svc.name, VllmServiceArgs(settings=settings, service=svc),
                                   opts=pulumi.ResourceOptions(parent=self, depends_on=shared))

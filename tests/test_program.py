@@ -339,9 +339,13 @@ def test_pulumi_waits_as_long_as_a_model_may_take_to_start():
         assert dep.timeouts == {"create": f"{per_replica}s", "update": f"{per_replica * svc.replicas}s"}
 
 
-def _registered_objects(run) -> list[dict]:
+def _registered_resources(run):
     kinds = ("kubernetes:core/v1:", "kubernetes:apps/v1:", "kubernetes:networking.k8s.io/v1:")
-    return [r.inputs for r in run.resources if r.custom and r.type.startswith(kinds)]
+    return [r for r in run.resources if r.custom and r.type.startswith(kinds)]
+
+
+def _registered_objects(run) -> list[dict]:
+    return [r.inputs for r in _registered_resources(run)]
 
 
 def test_registered_objects_are_the_committed_manifests_and_schema_valid(stack_run):
@@ -360,3 +364,12 @@ def test_registered_objects_are_the_committed_manifests_and_schema_valid(stack_r
         kubernetes_validate.validate(obj, s.kubernetes_version, strict=True)
     values = yaml.safe_load((rendered_dir / "helm" / "hami-values.yaml").read_text())
     assert run.of_type(RELEASE)[0].inputs["values"] == values
+
+
+def test_namespaced_objects_wait_for_their_namespace():
+    # Created before it, a Secret or NetworkPolicy fails with "namespaces llm not found".
+    run = run_program("demo", overrides={"hami-eks:hfToken": stackfiles.SecretValue("v1:cipher")})
+    namespace = run.of_type("kubernetes:core/v1:Namespace")[0]
+    namespaced = [r for r in _registered_resources(run) if r.type != namespace.type]
+    assert {r.type for r in namespaced} >= {"kubernetes:core/v1:Secret", "kubernetes:networking.k8s.io/v1:NetworkPolicy", DEPLOYMENT, SERVICE}
+    assert all(run.depends_on(r, namespace) for r in namespaced)
