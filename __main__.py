@@ -14,8 +14,9 @@ from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from components.hami import Hami, HamiArgs
 from components.network import Network, NetworkArgs
 from components.serving import ModelServing, ModelServingArgs
-from hamieks import hami_values, outputs, placement, settings as settings_mod, zones
-from hamieks.errors import ConfigError
+from hamieks import cost, hami_values, outputs, placement, settings as settings_mod, zones
+from hamieks.conventions import SYSTEM_NODE_LABEL
+from hamieks.errors import HamiEksError
 
 # ---- settings and preflight (no resources yet) ----------------------------------------------
 config, hf_token = stack_config.read()
@@ -23,7 +24,7 @@ try:
     settings = settings_mod.load_settings(config)
     # Simulate HAMi before paying for anything: a replica that cannot be placed would sit
     # Pending after a twenty-minute, dollars-an-hour deploy.
-    plan = placement.plan(settings, require_prices=False)
+    plan = placement.plan(settings)
     offerings = aws.ec2.get_instance_type_offerings(
         location_type="availability-zone",
         filters=[aws.ec2.GetInstanceTypeOfferingsFilterArgs(name="instance-type", values=list(settings.instance_types))],
@@ -37,7 +38,7 @@ try:
     caller = aws.get_caller_identity()
     deployer = aws.iam.get_session_context(arn=caller.arn).issuer_arn
     extra_admins = tuple(arn for arn in settings.admin_principal_arns if arn != deployer)
-except (ConfigError, placement.PlanError) as error:
+except HamiEksError as error:
     raise pulumi.RunError(str(error)) from None
 if not plan.all_placed:
     message = placement.format_unschedulable(plan, pulumi.get_stack())
@@ -45,7 +46,7 @@ if not plan.all_placed:
         raise pulumi.RunError(message)
     pulumi.log.warn(message)
 if plan.cost is None:
-    pulumi.log.warn(f"no prices recorded for {settings.region}; estimatedHourlyCostUsd is unset")
+    pulumi.log.warn(f"{cost.unpriced_message(settings)}; estimatedHourlyCostUsd is unset")
 
 tags = {"project": "hami-eks", "stack": pulumi.get_stack(), "cluster": settings.cluster_name}
 private_cidrs, public_cidrs = settings_mod.subnet_cidrs(settings.vpc_cidr, settings.availability_zone_count)
@@ -60,7 +61,7 @@ cluster = Cluster(settings.cluster_name, ClusterArgs(
     vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
     private_subnet_ids=network.private_subnet_ids, public_access_cidrs=settings.public_access_cidrs,
     admin_principal_arns=extra_admins, system_instance_type=settings.system_instance_type,
-    system_node_count=settings.system_node_count, system_node_labels=settings_mod.SYSTEM_NODE_LABELS, tags=tags))
+    system_node_count=settings.system_node_count, system_node_labels=SYSTEM_NODE_LABEL.as_dict(), tags=tags))
 
 gpu_groups = [
     GpuNodeGroup(f"{settings.cluster_name}-{group.name}", GpuNodeGroupArgs(

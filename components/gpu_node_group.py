@@ -8,7 +8,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
-from hamieks.settings import GPU_TAINT, NodeGroupSettings
+from hamieks.conventions import GPU_TAINT
+from hamieks.settings import NodeGroupSettings
 
 # AL2023 NVIDIA AMI: NVIDIA driver 580 and the container toolkit, with nodeadm making `nvidia`
 # containerd's default runtime (HAMi needs that; no RuntimeClass). It does not install NVIDIA's
@@ -50,10 +51,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             subnet_ids=args.subnet_ids,
             labels=group.labels,
             taints=[aws.eks.NodeGroupTaintArgs(
-                key=GPU_TAINT["key"], value=GPU_TAINT["value"],
-                # The EKS API spells effects in upper snake case.
-                effect={"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE",
-                        "PreferNoSchedule": "PREFER_NO_SCHEDULE"}[GPU_TAINT["effect"]],
+                key=GPU_TAINT.key, value=GPU_TAINT.value, effect=GPU_TAINT.eks_effect,
             )],
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),

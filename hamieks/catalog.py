@@ -9,15 +9,16 @@ Sources:
   L4 23034 MiB: ../shared/docs/DESIGN.md §3. The other models: nvidia-smi memory.total as
   reported on those instances with ECC enabled (L40S 46068, V100 32510, A100 40960/81920,
   H100 81559). Refresh from a live node's `hami.io/node-nvidia-register` annotation if in doubt.
-- Registered type: HAMi's NVIDIA device plugin registers "NVIDIA-" + the nvidia-smi name
-  ("NVIDIA-Tesla T4", "NVIDIA-NVIDIA A10G"), and `nvidia.com/use-gputype` matches it by
-  case-insensitive substring.
+- Registered type: see hamieks.hami.registered_type ("NVIDIA-Tesla T4", "NVIDIA A10G").
 - Prices: see PRICE_SOURCE / PRICES_AS_OF below.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from hamieks import hami
+from hamieks.errors import UnknownInstanceType, UnpricedRegion
 
 PRICE_SOURCE = (
     "AWS EC2 On-Demand pricing, Linux, shared tenancy "
@@ -42,7 +43,8 @@ class GpuModel:
 
     @property
     def registered_type(self) -> str:
-        return f"NVIDIA-{self.name}"
+        """The type string HAMi's device plugin registers, which use-gputype is matched against."""
+        return hami.registered_type(self.name)
 
 
 T4 = GpuModel("Tesla T4", "T4", 15360, "7.5")
@@ -72,7 +74,7 @@ class InstanceType:
         try:
             return self.usd_per_hour[region]
         except KeyError:
-            raise KeyError(
+            raise UnpricedRegion(
                 f"no recorded price for {self.name} in {region}; priced regions: "
                 f"{', '.join(PRICED_REGIONS)}"
             ) from None
@@ -151,11 +153,6 @@ _INSTANCE_TYPES: list[InstanceType] = [
 INSTANCE_TYPES: dict[str, InstanceType] = {it.name: it for it in _INSTANCE_TYPES}
 
 
-class UnknownInstanceType(KeyError):
-    def __str__(self) -> str:  # KeyError would print the repr of its argument
-        return str(self.args[0])
-
-
 def instance_type(name: str) -> InstanceType:
     """Look up an instance type; an unknown one is an error that lists what is known."""
     try:
@@ -167,17 +164,6 @@ def instance_type(name: str) -> InstanceType:
             f"{', '.join(families)}); add it to hamieks/catalog.py with its GPU memory as "
             f"HAMi registers it and its price"
         ) from None
-
-
-def gpu_type_matches(use_gputype: str, registered_type: str) -> bool:
-    """HAMi's `nvidia.com/use-gputype` test: a comma list, case-insensitive substring match.
-
-    Note the consequence HAMi has too: "A10" also matches "A100", "L4" also matches "L40S".
-    """
-    registered = registered_type.lower()
-    return any(
-        wanted.strip().lower() in registered for wanted in use_gputype.split(",") if wanted.strip()
-    )
 
 
 def needs_cuda12_image(gpu: GpuModel) -> bool:

@@ -8,8 +8,8 @@ import sys
 
 # command -> module exposing add_arguments(parser) and run(args) -> exit code
 COMMANDS = {
-    "plan": ("hamieks.plan", "simulate HAMi placement and cost for a stack (no cloud needed)"),
-    "render": ("hamieks.render", "write the stack's Kubernetes objects to manifests/<stack>/"),
+    "plan": ("hamieks.commands.plan", "simulate HAMi placement and cost for a stack (no cloud needed)"),
+    "render": ("hamieks.commands.render", "write the stack's Kubernetes objects to manifests/<stack>/"),
 }
 
 

@@ -1,9 +1,17 @@
-"""Configuration errors that name the offending key and say how to fix it."""
+"""The one error family of hami-eks: every problem a user can fix is a `HamiEksError`.
+
+The program and every CLI command catch this one type: it means "the input is wrong, here is
+which key and how to fix it", never a bug. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 
-class ConfigError(ValueError):
+class HamiEksError(ValueError):
+    """A problem in the user's input or environment, with a message that says how to fix it."""
+
+
+class ConfigError(HamiEksError):
     """One or more configuration problems, each naming its config key.
 
     Raised before any resource is registered, so a bad stack never half-creates anything.
@@ -17,3 +25,19 @@ class ConfigError(ValueError):
     @property
     def keys(self) -> list[str]:
         return [key for key, _ in self.problems]
+
+
+class StackFileError(HamiEksError):
+    """Pulumi.yaml or Pulumi.<stack>.yaml is missing or cannot be read."""
+
+
+class PlanError(HamiEksError):
+    """The stack cannot be planned at all (not a placement failure), e.g. an unknown service."""
+
+
+class UnknownInstanceType(HamiEksError):
+    """An instance type the catalog does not know."""
+
+
+class UnpricedRegion(HamiEksError):
+    """No recorded price for an instance type in a region."""

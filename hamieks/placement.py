@@ -20,7 +20,7 @@ HAMi rules simulated (pkg/scheduler, pkg/device/nvidia; ../shared/docs/DESIGN.md
   `hami.io/node-scheduler-policy` / `hami.io/gpu-scheduler-policy` override them. (HAMi multiplies
   both by a weight of 10, which changes no order, so it is left out.)
 - before HAMi scores, kube-scheduler filters nodes: nodeSelector, NoSchedule/NoExecute taints,
-  and CPU/memory requests against the node's allocatable (see `allocatable_cpu_millis`).
+  and CPU/memory requests against the node's allocatable (hamieks/allocatable.py).
 
 Deterministic tie-breaks (HAMi's own are partly random, so the plan names one valid outcome):
 - nodes with equal scores: the first in settings order (node groups as listed, then `<group>-1`,
@@ -45,82 +45,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
 
-from hamieks import catalog, quantity, workloads
-from hamieks.settings import GPU_TAINT, MAX_PODS_PER_GPU, Settings, granted_memory_mib
+from hamieks import allocatable, catalog, cost, hami, quantity, workloads
+from hamieks.errors import PlanError
+from hamieks.hami import BINPACK, CORES_PER_GPU, DEVICE_SPLIT_COUNT, SPREAD
+from hamieks.conventions import GPU_TAINT
+from hamieks.settings import Settings
 
-BINPACK, SPREAD = "binpack", "spread"
-# hami-scheduler's defaults (also stated in manifests/hami-values.yaml).
-DEFAULT_NODE_POLICY = BINPACK
-DEFAULT_GPU_POLICY = SPREAD
-CORES_PER_GPU = 100  # HAMi registers devcore 100: gpucores is a percentage of one GPU
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 _BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")  # PreferNoSchedule only lowers a node's score
-
-# ---- node allocatable ------------------------------------------------------------------------
-# What kube-scheduler lets pods request on a GPU node, derived from the instance size. The EKS
-# AL2023 AMI (nodeadm) reserves CPU for kubelet by its published formula and memory as
-# 255 MiB + 11 MiB per schedulable pod, plus a 100Mi hard-eviction threshold. On top of that the
-# kernel and firmware keep part of the RAM out of the node's capacity, and DaemonSets (aws-node,
-# kube-proxy, HAMi's device plugin and monitor, the pod identity agent) request their share.
-# Pod density is taken as the kubelet's 110 (250 on >= 30 vCPU nodes), at or above EKS's per-ENI
-# limits, so the check errs on the safe side.
-OS_MEMORY_FRACTION = 0.05
-EVICTION_HARD_MIB = 100
-DAEMONSET_CPU_MILLIS = 250
-DAEMONSET_MEMORY_MIB = 512
-
-
-def max_pods_estimate(vcpu: int) -> int:
-    return 250 if vcpu >= 30 else 110
-
-
-def kube_reserved_cpu_millis(vcpu: int) -> int:
-    """EKS: 6% of the first core, 1% of the second, 0.5% of the next two, 0.25% of the rest."""
-    millis = 60.0 * min(vcpu, 1) + 10.0 * min(max(vcpu - 1, 0), 1)
-    millis += 5.0 * min(max(vcpu - 2, 0), 2) + 2.5 * max(vcpu - 4, 0)
-    return int(round(millis))
-
-
-def allocatable_cpu_millis(instance: catalog.InstanceType) -> int:
-    return instance.vcpu * 1000 - kube_reserved_cpu_millis(instance.vcpu) - DAEMONSET_CPU_MILLIS
-
-
-def allocatable_memory_mib(instance: catalog.InstanceType) -> int:
-    capacity = instance.memory_gib * 1024 * (1 - OS_MEMORY_FRACTION)
-    kube_reserved = 255 + 11 * max_pods_estimate(instance.vcpu)
-    return int(capacity) - kube_reserved - EVICTION_HARD_MIB - DAEMONSET_MEMORY_MIB
-
-
-# ---- errors -----------------------------------------------------------------------------------
-
-class PlanError(ValueError):
-    """The stack cannot be planned at all (not a placement failure): e.g. an unpriced region."""
-
-
-# ---- Kubernetes quantities --------------------------------------------------------------------
-
-def parse_quantity(value: Any) -> Decimal:
-    try:
-        return quantity.parse(value)
-    except ValueError as exc:
-        raise PlanError(str(exc)) from None
-
-
-def cpu_millis(value: Any) -> int:
-    return int((parse_quantity(value) * 1000).to_integral_value(rounding="ROUND_CEILING"))
-
-
-def memory_mib(value: Any) -> float:
-    return float(parse_quantity(value) / quantity.MIB)
-
-
-def _int_resource(value: Any) -> int:
-    # HAMi reads its extended resources as integer quantities (gpumem is MiB, not "7500Mi").
-    number = parse_quantity(value)
-    if number != number.to_integral_value():
-        raise PlanError(f"HAMi resources are whole numbers, got {value!r}")
-    return int(number)
-
 
 # ---- inputs: pods from the pod template, nodes from the node groups ----------------------------
 
@@ -157,7 +89,7 @@ class PodRequest:
 
     def memory_on(self, gpu_memory_mib: int) -> int:
         """The MiB HAMi grants, i.e. memory.total inside the pod, on a GPU of that size."""
-        return granted_memory_mib(self.gpumem, self.gpumem_percentage, gpu_memory_mib)
+        return hami.granted_memory_mib(self.gpumem, self.gpumem_percentage, gpu_memory_mib)
 
 
 def _policy(annotations: Mapping[str, str], key: str, default: str) -> str:
@@ -194,30 +126,37 @@ def _requested(containers: Sequence[Mapping[str, Any]], name: str, parse) -> tup
 
 def pod_request(deployment: Mapping[str, Any]) -> PodRequest:
     """Read a Deployment's pod template the way hami-scheduler and kube-scheduler do."""
+    try:
+        return _pod_request(deployment)
+    except ValueError as exc:  # a quantity that is not one (settings refuse it; a hand edit may not)
+        raise PlanError(f"{deployment['metadata']['name']}: {exc}") from None
+
+
+def _pod_request(deployment: Mapping[str, Any]) -> PodRequest:
     name = deployment["metadata"]["name"]
     template = deployment["spec"]["template"]
     annotations = (template.get("metadata") or {}).get("annotations") or {}
     spec = template["spec"]
     containers = spec.get("containers") or []
-    gpus, _ = _summed(containers, workloads.RESOURCE_GPU, _int_resource)
+    gpus, _ = _summed(containers, hami.RESOURCE_GPU, quantity.whole_number)
     if gpus != 1:
-        raise PlanError(f"{name} requests {gpus or 0} x {workloads.RESOURCE_GPU}; the planner models "
+        raise PlanError(f"{name} requests {gpus or 0} x {hami.RESOURCE_GPU}; the planner models "
                         f"pods with exactly one (shared) GPU, as hamieks/workloads.py builds them")
-    gpumem, _ = _summed(containers, workloads.RESOURCE_GPUMEM, _int_resource)
-    percentage, _ = _summed(containers, workloads.RESOURCE_GPUMEM_PERCENTAGE, _int_resource)
-    gpucores, _ = _summed(containers, workloads.RESOURCE_GPUCORES, _int_resource)
-    cpu, cpu_texts = _requested(containers, "cpu", cpu_millis)
-    memory, memory_texts = _requested(containers, "memory", memory_mib)
+    gpumem, _ = _summed(containers, hami.RESOURCE_GPUMEM, quantity.whole_number)
+    percentage, _ = _summed(containers, hami.RESOURCE_GPUMEM_PERCENTAGE, quantity.whole_number)
+    gpucores, _ = _summed(containers, hami.RESOURCE_GPUCORES, quantity.whole_number)
+    cpu, cpu_texts = _requested(containers, "cpu", quantity.cpu_millis)
+    memory, memory_texts = _requested(containers, "memory", quantity.mebibytes)
     return PodRequest(
         service=name,
         replicas=int(deployment["spec"].get("replicas", 1)),
         gpumem=gpumem,
         gpumem_percentage=percentage,
         gpucores=gpucores,
-        use_gputype=annotations.get(workloads.ANNOTATION_USE_GPUTYPE),
-        nouse_gputype=annotations.get(workloads.ANNOTATION_NOUSE_GPUTYPE),
-        node_policy=_policy(annotations, workloads.ANNOTATION_NODE_POLICY, DEFAULT_NODE_POLICY),
-        gpu_policy=_policy(annotations, workloads.ANNOTATION_GPU_POLICY, DEFAULT_GPU_POLICY),
+        use_gputype=annotations.get(hami.ANNOTATION_USE_GPUTYPE),
+        nouse_gputype=annotations.get(hami.ANNOTATION_NOUSE_GPUTYPE),
+        node_policy=_policy(annotations, hami.ANNOTATION_NODE_POLICY, hami.DEFAULT_NODE_POLICY),
+        gpu_policy=_policy(annotations, hami.ANNOTATION_GPU_POLICY, hami.DEFAULT_GPU_POLICY),
         node_selector=dict(spec.get("nodeSelector") or {}),
         tolerations=tuple(spec.get("tolerations") or ()),
         cpu_millis=cpu,
@@ -250,7 +189,7 @@ def nodes_from_settings(settings: Settings) -> list[NodeSpec]:
         instance = group.instance
         labels = {**group.labels, INSTANCE_TYPE_LABEL: instance.name}
         for n in range(1, group.desired_size + 1):
-            nodes.append(NodeSpec(f"{group.name}-{n}", group.name, instance, labels, (dict(GPU_TAINT),)))
+            nodes.append(NodeSpec(f"{group.name}-{n}", group.name, instance, labels, (GPU_TAINT.as_dict(),)))
     return nodes
 
 
@@ -290,9 +229,9 @@ def _blocking_taint(node: NodeSpec, tolerations: Sequence[Mapping[str, Any]]) ->
 
 def gpu_type_allowed(pod: PodRequest, registered_type: str) -> bool:
     """HAMi's checkGPUtype: must match use-gputype if set, must not match nouse-gputype if set."""
-    if pod.use_gputype is not None and not catalog.gpu_type_matches(pod.use_gputype, registered_type):
+    if pod.use_gputype is not None and not hami.gpu_type_matches(pod.use_gputype, registered_type):
         return False
-    if pod.nouse_gputype is not None and catalog.gpu_type_matches(pod.nouse_gputype, registered_type):
+    if pod.nouse_gputype is not None and hami.gpu_type_matches(pod.nouse_gputype, registered_type):
         return False
     return True
 
@@ -320,10 +259,10 @@ class _Node:
         self.spec, self.order = spec, order
         count, memory = spec.instance.gpu_count, spec.gpu.memory_mib
         self.gpus = [_Gpu(i, memory) for i in range(count)]
-        self.cpu_free = allocatable_cpu_millis(spec.instance)
-        self.mem_free = float(allocatable_memory_mib(spec.instance))
+        self.cpu_free = allocatable.cpu_millis(spec.instance)
+        self.mem_free = float(allocatable.memory_mib(spec.instance))
         self.sum_slots = self.sum_cores = self.sum_mem = 0
-        self.slot_total = MAX_PODS_PER_GPU * count
+        self.slot_total = DEVICE_SPLIT_COUNT * count
         self.core_total = CORES_PER_GPU * count
         self.mem_total = memory * count
 
@@ -335,7 +274,7 @@ class _Node:
 
 def _gpu_rejection(gpu: _Gpu, memreq: int, cores: int) -> str | None:
     """Why this GPU cannot take the request, in HAMi's order of checks; None when it fits."""
-    if gpu.slots >= MAX_PODS_PER_GPU:
+    if gpu.slots >= DEVICE_SPLIT_COUNT:
         return "slots"
     if gpu.total - gpu.used_mem < memreq:
         return "memory"
@@ -354,7 +293,7 @@ def _choose_gpu(node: _Node, memreq: int, cores: int, binpack: bool) -> _Gpu | N
     for gpu in reversed(node.gpus):
         if _gpu_rejection(gpu, memreq, cores) is not None:
             continue
-        score = ((gpu.slots + 1) / MAX_PODS_PER_GPU + (gpu.cores + cores) / CORES_PER_GPU
+        score = ((gpu.slots + 1) / DEVICE_SPLIT_COUNT + (gpu.cores + cores) / CORES_PER_GPU
                  + (gpu.used_mem + memreq) / gpu.total)
         if best is None or (score > best_score if binpack else score < best_score):
             best, best_score = gpu, score
@@ -487,8 +426,8 @@ def _candidates(pod: PodRequest, state: list[_Node]) -> tuple[list[_Node], str |
         biggest = max(typed, key=lambda n: n.spec.gpu.memory_mib).spec.gpu
         return [], (f"{pod.service} needs {pod.memory_on(biggest.memory_mib)} MiB; "
                     f"the largest {biggest.short} has {biggest.memory_mib}")
-    roomy = [n for n in large if pod.cpu_millis <= allocatable_cpu_millis(n.spec.instance)
-             and pod.memory_mib <= allocatable_memory_mib(n.spec.instance)]
+    roomy = [n for n in large if pod.cpu_millis <= allocatable.cpu_millis(n.spec.instance)
+             and pod.memory_mib <= allocatable.memory_mib(n.spec.instance)]
     if not roomy:
         return [], _too_big_for_nodes(pod, large)
     return roomy, None
@@ -516,8 +455,8 @@ def _no_type_match(pod: PodRequest, nodes: list[_Node]) -> str:
 def _too_big_for_nodes(pod: PodRequest, nodes: list[_Node]) -> str:
     instance = max((n.spec.instance for n in nodes), key=lambda it: (it.vcpu, it.memory_gib))
     return (f"{pod.service} requests cpu {pod.cpu_text} and memory {pod.memory_text}, but a "
-            f"{instance.name} node has only {allocatable_cpu_millis(instance) / 1000:.2f} CPU and "
-            f"{allocatable_memory_mib(instance) / 1024:.1f} GiB allocatable for pods (after kube-reserved, "
+            f"{instance.name} node has only {allocatable.cpu_millis(instance) / 1000:.2f} CPU and "
+            f"{allocatable.memory_mib(instance) / 1024:.1f} GiB allocatable for pods (after kube-reserved, "
             f"eviction threshold and DaemonSets); lower the service's cpu/memory or use a larger instance type")
 
 
@@ -541,7 +480,7 @@ def _exhausted_reason(pod: PodRequest, candidates: list[_Node], memreq: Mapping[
         parts.append(f"{_count(counts['memory'], 'has', 'have')} less than the {needed} MiB it needs free "
                      f"(most free: {most_free} MiB)")
     if counts["slots"]:
-        parts.append(f"{_count(counts['slots'], 'runs', 'run')} {MAX_PODS_PER_GPU} pods already (deviceSplitCount)")
+        parts.append(f"{_count(counts['slots'], 'runs', 'run')} {DEVICE_SPLIT_COUNT} pods already (deviceSplitCount)")
     if counts["exclusive"]:
         parts.append(f"{_count(counts['exclusive'], 'is', 'are')} in use and it needs a whole GPU "
                      f"(gpucores 100 or no gpumem/gpumem-percentage is exclusive)")
@@ -569,47 +508,6 @@ def _describe_nodes(nodes: list[_Node]) -> str:
     return f"{_plural(len(nodes), 'node')} of {'group' if len(groups) == 1 else 'groups'} {', '.join(groups)}"
 
 
-# ---- cost ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CostLine:
-    item: str
-    count: int
-    usd_per_hour_each: float
-
-    @property
-    def usd_per_hour(self) -> float:
-        return self.count * self.usd_per_hour_each
-
-
-@dataclass(frozen=True)
-class CostEstimate:
-    region: str
-    lines: tuple[CostLine, ...]
-    prices_as_of: str = catalog.PRICES_AS_OF
-    price_source: str = catalog.PRICE_SOURCE
-
-    @property
-    def usd_per_hour(self) -> float:
-        return round(sum(line.usd_per_hour for line in self.lines), 4)
-
-
-def estimate_cost(settings: Settings) -> CostEstimate:
-    """On-demand $/hour: GPU nodes at desired size, system nodes, EKS control plane, NAT gateways."""
-    region = settings.region
-    try:
-        lines = [CostLine(f"{g.name} nodes ({g.instance.name})", g.desired_size, g.instance.price(region))
-                 for g in settings.node_groups]
-        system = catalog.instance_type(settings.system_instance_type)
-        lines.append(CostLine(f"system nodes ({system.name})", settings.system_node_count, system.price(region)))
-    except KeyError as exc:
-        raise PlanError(str(exc.args[0]) if exc.args else str(exc)) from None
-    nat_count = settings.availability_zone_count if settings.nat_gateway_per_az else 1
-    lines.append(CostLine("EKS control plane", 1, catalog.EKS_CONTROL_PLANE_USD_PER_HOUR))
-    lines.append(CostLine("NAT gateway(s)", nat_count, catalog.NAT_GATEWAY_USD_PER_HOUR))
-    return CostEstimate(region, tuple(lines))
-
-
 # ---- the plan -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -617,7 +515,7 @@ class Plan:
     gpus: tuple[GpuUsage, ...]
     placements: tuple[Placement, ...]
     unschedulable: tuple[Unschedulable, ...]
-    cost: CostEstimate | None  # None: no prices recorded for the region (see plan())
+    cost: cost.CostEstimate | None  # None: a price the stack needs is unknown
     services: tuple[str, ...] = field(default=())
 
     @property
@@ -667,21 +565,13 @@ class Plan:
         return json.dumps(self.to_dict(stack), indent=indent)
 
 
-def plan(settings: Settings, services: Iterable[str] | None = None, require_prices: bool = True) -> Plan:
-    """Simulate HAMi for the stack (or only the named services) and price it.
-
-    Prices are recorded for a few regions only. The CLI insists on them (require_prices); the
-    program must still deploy elsewhere, so it gets a plan without a cost instead.
-    """
+def plan(settings: Settings, services: Iterable[str] | None = None,
+         prices: cost.PriceLookup = cost.recorded_price) -> Plan:
+    """Simulate HAMi for the stack (or only the named services) and price it (when prices are known)."""
     pods = pods_from_settings(settings, services)
     result = simulate(nodes_from_settings(settings), pods)
-    try:
-        cost = estimate_cost(settings)
-    except PlanError:
-        if require_prices:
-            raise
-        cost = None
-    return Plan(result.gpus, result.placements, result.unschedulable, cost, tuple(p.service for p in pods))
+    return Plan(result.gpus, result.placements, result.unschedulable, cost.estimate_cost(settings, prices),
+                tuple(p.service for p in pods))
 
 
 # ---- preflight message --------------------------------------------------------------------------

@@ -22,3 +22,20 @@ def parse(value: Any) -> Decimal:
     if not match:
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. '2', '500m', '16Gi')")
     return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
+
+
+def cpu_millis(value: Any) -> int:
+    """CPU in millicores, rounded up as kube-scheduler counts a request."""
+    return int((parse(value) * 1000).to_integral_value(rounding="ROUND_CEILING"))
+
+
+def mebibytes(value: Any) -> float:
+    return float(parse(value) / MIB)
+
+
+def whole_number(value: Any) -> int:
+    """HAMi reads its extended resources as integer quantities (gpumem is MiB, not "7500Mi")."""
+    number = parse(value)
+    if number != number.to_integral_value():
+        raise ValueError(f"HAMi resources are whole numbers, got {value!r}")
+    return int(number)

@@ -19,22 +19,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from hamieks import catalog, quantity, versions
-from hamieks.errors import ConfigError
+from hamieks import catalog, hami, quantity, versions
+from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_NODE_LABEL
+from hamieks.errors import ConfigError, UnknownInstanceType
 
 PROJECT = "hami-eks"
 
-# Labels and taint every GPU node carries. HAMi's device plugin DaemonSet selects `gpu=on`
-# (chart default devicePlugin.nvidiaNodeSelector); `accelerator=<group>` pins a service to its
-# group; the taint keeps system pods off the expensive nodes.
-GPU_NODE_LABEL = ("gpu", "on")
-ACCELERATOR_LABEL = "accelerator"
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
-SYSTEM_NODE_LABELS = {"role": "system"}
 
-SCHEDULER_POLICIES = ("binpack", "spread")
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
-MAX_PODS_PER_GPU = 10  # HAMi devicePlugin.deviceSplitCount, set in manifests/hami-values.yaml
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
@@ -93,19 +85,6 @@ _SERVICE_FIELDS = {
 }
 
 
-def granted_memory_mib(gpumem: int | None, percentage: int | None, gpu_memory_mib: int) -> int:
-    """The GPU memory HAMi grants, which the pod sees as memory.total, on a GPU of that size.
-
-    `nvidia.com/gpumem` wins over `gpumem-percentage`; a percentage is floor(total * pct / 100)
-    of the memory HAMi registered; with neither the pod gets the whole GPU.
-    """
-    if gpumem is not None:
-        return gpumem
-    if percentage is not None:
-        return gpu_memory_mib * percentage // 100
-    return gpu_memory_mib
-
-
 @dataclass(frozen=True)
 class NodeGroupSettings:
     name: str
@@ -130,7 +109,7 @@ class NodeGroupSettings:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {**self.extra_labels, GPU_NODE_LABEL[0]: GPU_NODE_LABEL[1], ACCELERATOR_LABEL: self.name}
+        return {**self.extra_labels, **GPU_NODE_LABEL.as_dict(), ACCELERATOR_LABEL_KEY: self.name}
 
 
 @dataclass(frozen=True)
@@ -302,7 +281,7 @@ def _node_group(problems: _Problems, name: str, raw: Any) -> NodeGroupSettings |
     for it_name in types:
         try:
             it = catalog.instance_type(it_name)
-        except catalog.UnknownInstanceType as exc:
+        except UnknownInstanceType as exc:
             problems.add(f"{key}.instanceTypes", str(exc))
             continue
         if not it.is_gpu:
@@ -324,7 +303,7 @@ def _node_group(problems: _Problems, name: str, raw: Any) -> NodeGroupSettings |
     if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
         problems.add(f"{key}.labels", "must be a map of string to string")
         labels = {}
-    reserved = {GPU_NODE_LABEL[0], ACCELERATOR_LABEL} & set(labels)
+    reserved = {GPU_NODE_LABEL.key, ACCELERATOR_LABEL_KEY} & set(labels)
     if reserved:
         problems.add(f"{key}.labels", f"{', '.join(sorted(reserved))} are set by hami-eks "
                                       f"(HAMi's device plugin and service pinning rely on them); remove them")
@@ -373,7 +352,7 @@ def _service(problems: _Problems, index: int, raw: Any, groups: Mapping[str, Nod
     if gpucores is not None and not 1 <= gpucores <= 100:
         problems.add(f"{key}.gpucores", f"must be between 1 and 100 (percent of the GPU's cores), got {gpucores}")
     for policy_key, policy in (("nodeSchedulerPolicy", node_policy), ("gpuSchedulerPolicy", gpu_policy)):
-        if policy is not None and policy not in SCHEDULER_POLICIES:
+        if policy is not None and policy not in hami.SCHEDULER_POLICIES:
             problems.add(f"{key}.{policy_key}", f"must be binpack or spread, got {policy!r}")
     if image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")) and "@sha256:" not in image:
         problems.add(f"{key}.image", f"{image!r} is not pinned; use a release tag such as {versions.VLLM_IMAGE}")
@@ -408,7 +387,7 @@ def _resolve_group(problems: _Problems, key: str, gpu_type: str, wanted: str | N
     if not gpu_type:
         return None
     valid = {n: g for n, g in groups.items() if g.instance_types and _group_is_valid(g)}
-    matching = [g for g in valid.values() if catalog.gpu_type_matches(gpu_type, g.gpu.registered_type)]
+    matching = [g for g in valid.values() if hami.gpu_type_matches(gpu_type, g.gpu.registered_type)]
     if wanted is not None:
         if wanted not in groups:
             problems.add(f"{key}.nodeGroup", f"no node group {wanted!r}; defined: {', '.join(groups) or 'none'}")
@@ -433,7 +412,7 @@ def _resolve_group(problems: _Problems, key: str, gpu_type: str, wanted: str | N
 def _group_is_valid(group: NodeGroupSettings) -> bool:
     try:
         return all(catalog.instance_type(t).is_gpu for t in group.instance_types)
-    except catalog.UnknownInstanceType:
+    except UnknownInstanceType:
         return False
 
 
@@ -536,7 +515,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     try:
         if catalog.instance_type(v["systemInstanceType"]).is_gpu:
             problems.add(config_key("systemInstanceType"), "use a CPU instance type; system pods must not take GPU nodes")
-    except catalog.UnknownInstanceType as exc:
+    except UnknownInstanceType as exc:
         problems.add(config_key("systemInstanceType"), str(exc))
     if v["systemNodeCount"] < 1:
         problems.add(config_key("systemNodeCount"), "at least one system node is needed for coredns and the HAMi scheduler")

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from hamieks.errors import StackFileError
+
 PROJECT_FILE = "Pulumi.yaml"
 
 
@@ -25,10 +27,6 @@ class SecretValue:
 
     def __repr__(self) -> str:
         return "SecretValue(<redacted>)"
-
-
-class StackFileError(ValueError):
-    pass
 
 
 def project_dir_default() -> Path:

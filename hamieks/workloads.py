@@ -10,22 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hamieks.settings import ACCELERATOR_LABEL, GPU_TAINT, ServiceSettings, Settings
+from hamieks import hami
+from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_TAINT
+from hamieks.settings import ServiceSettings, Settings
 
-# HAMi's extended resources and pod annotations (chart values resourceName/resourceMem/...).
-RESOURCE_GPU = "nvidia.com/gpu"
-RESOURCE_GPUMEM = "nvidia.com/gpumem"
-RESOURCE_GPUMEM_PERCENTAGE = "nvidia.com/gpumem-percentage"
-RESOURCE_GPUCORES = "nvidia.com/gpucores"
-ANNOTATION_USE_GPUTYPE = "nvidia.com/use-gputype"
-ANNOTATION_NOUSE_GPUTYPE = "nvidia.com/nouse-gputype"
-ANNOTATION_NODE_POLICY = "hami.io/node-scheduler-policy"
-ANNOTATION_GPU_POLICY = "hami.io/gpu-scheduler-policy"
-
-# Namespaces carrying this label are the only ones HAMi's mutating webhook acts on (see
-# manifests/hami-values.yaml): it fails closed there, and cannot block system pods elsewhere.
-# GPU pods in any other namespace bypass hami-scheduler, so every model server lives here.
-WEBHOOK_SCOPE_LABEL = ("hami-eks.io/gpu-sharing", "enabled")
 # Pods in a namespace carrying this label may call the model servers (the NetworkPolicy lets in
 # only the servers' own namespace otherwise): `kubectl label ns <ns> hami-eks.io/llm-client=allowed`.
 CLIENT_NAMESPACE_LABEL = ("hami-eks.io/llm-client", "allowed")
@@ -56,7 +44,7 @@ def namespace(settings: Settings) -> dict[str, Any]:
             "name": settings.namespace,
             "labels": {
                 **PART_OF,
-                WEBHOOK_SCOPE_LABEL[0]: WEBHOOK_SCOPE_LABEL[1],
+                hami.WEBHOOK_SCOPE_LABEL[0]: hami.WEBHOOK_SCOPE_LABEL[1],
                 # The node-local model cache is a hostPath volume, which Pod Security "baseline"
                 # forbids, so the namespace is explicitly "privileged". A `warn: baseline` label
                 # would fire on every Deployment forever and hide real drift. Everything else in
@@ -112,23 +100,23 @@ def hf_token_secret(settings: Settings, token: Any) -> dict[str, Any]:
 
 
 def pod_annotations(service: ServiceSettings) -> dict[str, str]:
-    annotations = {ANNOTATION_USE_GPUTYPE: service.gpu_type}
+    annotations = {hami.ANNOTATION_USE_GPUTYPE: service.gpu_type}
     if service.node_scheduler_policy:
-        annotations[ANNOTATION_NODE_POLICY] = service.node_scheduler_policy
+        annotations[hami.ANNOTATION_NODE_POLICY] = service.node_scheduler_policy
     if service.gpu_scheduler_policy:
-        annotations[ANNOTATION_GPU_POLICY] = service.gpu_scheduler_policy
+        annotations[hami.ANNOTATION_GPU_POLICY] = service.gpu_scheduler_policy
     return annotations
 
 
 def gpu_limits(service: ServiceSettings) -> dict[str, Any]:
     """One vGPU plus exactly one memory key; HAMi reads quantities, the reference quotes them."""
-    limits: dict[str, Any] = {RESOURCE_GPU: 1}
+    limits: dict[str, Any] = {hami.RESOURCE_GPU: 1}
     if service.gpumem is not None:
-        limits[RESOURCE_GPUMEM] = str(service.gpumem)
+        limits[hami.RESOURCE_GPUMEM] = str(service.gpumem)
     else:
-        limits[RESOURCE_GPUMEM_PERCENTAGE] = str(service.gpumem_percentage)
+        limits[hami.RESOURCE_GPUMEM_PERCENTAGE] = str(service.gpumem_percentage)
     if service.gpucores is not None:
-        limits[RESOURCE_GPUCORES] = str(service.gpucores)
+        limits[hami.RESOURCE_GPUCORES] = str(service.gpucores)
     return limits
 
 
@@ -219,10 +207,8 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": {**labels, **PART_OF}, "annotations": pod_annotations(service)},
                 "spec": {
-                    "nodeSelector": {ACCELERATOR_LABEL: service.node_group},
-                    "tolerations": [{
-                        "key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"],
-                    }],
+                    "nodeSelector": {ACCELERATOR_LABEL_KEY: service.node_group},
+                    "tolerations": [GPU_TAINT.toleration()],
                     # vLLM never calls the Kubernetes API.
                     "automountServiceAccountToken": False,
                     # Service links inject <SERVICE>_PORT variables; vLLM reads VLLM_* variables,

@@ -19,19 +19,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hamieks import hami_values, render, stackfiles, versions, workloads
-from hamieks.settings import GPU_TAINT, MAX_PODS_PER_GPU, Settings, load_settings
+from hamieks import hami_values, rendering, stackfiles, versions, workloads
+from hamieks.hami import DEVICE_SPLIT_COUNT
+from hamieks.conventions import GPU_TAINT
+from hamieks.settings import Settings, load_settings
+from helpers import SHIPPED_STACKS, selector_matches, stack_settings, tolerates
 
 REPO = Path(__file__).resolve().parent.parent
-STACKS = stackfiles.available_stacks(REPO)
+STACKS = SHIPPED_STACKS  # checks manifests/<stack>/, which only shipped stacks must have
 CHART = Path("reference/charts/hami-2.10.0.tgz")
 REFERENCE_WORKLOADS = Path("reference/hami-ecosystem-demo/demo/workloads")
-
-
-def settings_for(stack: str, **overrides: Any) -> Settings:
-    config = stackfiles.load_stack_config(REPO, stack)
-    config.update({f"hami-eks:{k}": v for k, v in overrides.items()})
-    return load_settings(config)
 
 
 def rendered_objects(stack: str) -> list[dict[str, Any]]:
@@ -40,35 +37,11 @@ def rendered_objects(stack: str) -> list[dict[str, Any]]:
     return [doc for p in paths for doc in yaml.safe_load_all(p.read_text()) if doc]
 
 
-def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """metav1.LabelSelector semantics: matchLabels AND every matchExpression."""
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if (op == "In" and labels.get(key) not in values) or \
-           (op == "NotIn" and key in labels and labels[key] in values) or \
-           (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
-            return False
-    return True
-
-
-def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, str]) -> bool:
-    for t in tolerations or []:
-        if t.get("effect") and t["effect"] != taint["effect"]:
-            continue
-        if t.get("operator", "Equal") == "Exists" and (not t.get("key") or t["key"] == taint["key"]):
-            return True
-        if t.get("operator", "Equal") == "Equal" and t.get("key") == taint["key"] and t.get("value") == taint["value"]:
-            return True
-    return False
-
-
 # ---- kubernetes-validate ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_rendered_objects_pass_strict_schema_validation_for_the_stack_version(stack):
-    settings = settings_for(stack)
+    settings = stack_settings(stack)
     objects = rendered_objects(stack)
     assert {o["kind"] for o in objects} >= {"Namespace", "NetworkPolicy", "Deployment", "Service"}
     for obj in objects:
@@ -78,7 +51,7 @@ def test_rendered_objects_pass_strict_schema_validation_for_the_stack_version(st
 @pytest.mark.parametrize("version", versions.EKS_KUBERNETES_VERSIONS)
 def test_everything_pulumi_creates_is_valid_on_every_offered_eks_version(version):
     """A user may pick any offered version; the token Secret exists only under Pulumi."""
-    settings = settings_for("demo", hfToken="ignored", kubernetesVersion=version)
+    settings = stack_settings("demo", hfToken="ignored", kubernetesVersion=version)
     objects = workloads.stack_objects(settings, hf_token="hf_not_a_real_token")
     assert "Secret" in {o["kind"] for o in objects}
     for obj in objects:
@@ -87,7 +60,7 @@ def test_everything_pulumi_creates_is_valid_on_every_offered_eks_version(version
 
 def test_strict_validation_is_a_live_oracle():
     """A misspelt field must fail, or the passes above prove nothing."""
-    deployment = workloads.deployment(settings_for("demo"), settings_for("demo").services[0])
+    deployment = workloads.deployment(stack_settings("demo"), stack_settings("demo").services[0])
     deployment["spec"]["template"]["spec"]["containers"][0]["startupProbes"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, versions.DEFAULT_KUBERNETES_VERSION, strict=True)
@@ -122,13 +95,12 @@ def checkov(tmp_path_factory) -> dict[str, Any]:
     scan = scratch / "scan"
     shutil.copytree(REPO / "manifests", scan / "manifests")
     project = scratch / "project"
-    (project / "manifests").mkdir(parents=True)
+    project.mkdir()
     shutil.copy(REPO / "Pulumi.yaml", project)
-    shutil.copy(REPO / "manifests" / "hami-values.yaml", project / "manifests")
     doc = yaml.safe_load((REPO / "Pulumi.demo.yaml").read_text())
     doc["config"]["hami-eks:hfToken"] = {"secure": "v1:placeholder"}
     (project / "Pulumi.gated.yaml").write_text(yaml.safe_dump(doc))
-    for rel, text in render.render_stack(project, "gated").items():
+    for rel, text in rendering.render_stack(project, "gated").items():
         (scan / "gated" / rel).parent.mkdir(parents=True, exist_ok=True)
         (scan / "gated" / rel).write_text(text)
 
@@ -214,7 +186,7 @@ def _one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_hami_device_plugin_runs_on_every_gpu_node_and_tolerates_its_taint(hami_chart, stack):
-    settings = settings_for(stack)
+    settings = stack_settings(stack)
     docs = _render_chart(hami_chart, settings)
     (plugin,) = [d for d in docs if d["kind"] == "DaemonSet"]
     pod = plugin["spec"]["template"]["spec"]
@@ -222,7 +194,7 @@ def test_hami_device_plugin_runs_on_every_gpu_node_and_tolerates_its_taint(hami_
     assert "affinity" not in pod
     for group in settings.node_groups:
         assert selector_matches({"matchLabels": pod["nodeSelector"]}, group.labels), group.name
-    assert tolerates(pod.get("tolerations"), GPU_TAINT)
+    assert tolerates(pod.get("tolerations"), GPU_TAINT.as_dict())
 
 
 def test_chart_defaults_would_leave_our_gpu_nodes_without_a_device_plugin(hami_chart):
@@ -230,12 +202,12 @@ def test_chart_defaults_would_leave_our_gpu_nodes_without_a_device_plugin(hami_c
     manifests = hami_chart.render({}, name="hami", namespace="kube-system", is_install=True)
     docs = [d for p, t in manifests.items() if p.endswith(".yaml") for d in yaml.safe_load_all(t) if d]
     (plugin,) = [d for d in docs if d["kind"] == "DaemonSet"]
-    assert not tolerates(plugin["spec"]["template"]["spec"].get("tolerations"), GPU_TAINT)
+    assert not tolerates(plugin["spec"]["template"]["spec"].get("tolerations"), GPU_TAINT.as_dict())
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_hami_scheduler_and_webhook_are_configured_as_we_chose(hami_chart, stack):
-    settings = settings_for(stack)
+    settings = stack_settings(stack)
     docs = _render_chart(hami_chart, settings)
 
     scheduler = _one(docs, "Deployment", "hami-scheduler")
@@ -256,7 +228,7 @@ def test_hami_scheduler_and_webhook_are_configured_as_we_chose(hami_chart, stack
         assert selector_matches(webhook["objectSelector"], deployment["spec"]["template"]["metadata"]["labels"])
 
     device_config = yaml.safe_load(_one(docs, "ConfigMap", "hami-scheduler-device")["data"]["device-config.yaml"])
-    assert device_config["nvidia"]["deviceSplitCount"] == MAX_PODS_PER_GPU == 10
+    assert device_config["nvidia"]["deviceSplitCount"] == DEVICE_SPLIT_COUNT == 10
     assert device_config["nvidia"]["deviceMemoryScaling"] == 1, "no over-subscription: plans assume real MiB"
 
     # The webhook and metrics endpoints are reached in-cluster only: no NodePorts on the nodes.

@@ -14,39 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from hamieks import catalog, placement, stackfiles, workloads
-from hamieks.settings import GPU_TAINT, MAX_PODS_PER_GPU, load_settings
+from hamieks import hami, catalog, placement, stackfiles, workloads
+from hamieks.hami import DEVICE_SPLIT_COUNT
+from hamieks.conventions import GPU_TAINT
+from hamieks.settings import load_settings
+from helpers import QWEN_ARGS, group, stack, stack_settings, svc
 
 ROOT = Path(__file__).resolve().parent.parent
 T4_MIB = catalog.T4.memory_mib  # 15360, as HAMi registers it
 A10G_MIB = catalog.A10G.memory_mib  # 23028
-QWEN_ARGS = ["--dtype", "auto", "--gpu-memory-utilization", "0.65", "--max-model-len", "2048"]
 
 
 # ---- helpers: stacks through the real settings loader ------------------------------------------
-
-def group(instance_type: str, size: int = 1) -> dict:
-    return {"instanceTypes": [instance_type], "desiredSize": size, "minSize": 0, "maxSize": max(size, 1)}
-
-
-def svc(name: str, gpu: str = "T4", replicas: int = 1, **fields) -> dict:
-    body = {"name": name, "model": "Qwen/Qwen2.5-1.5B-Instruct", "gpuType": gpu, "replicas": replicas,
-            "args": QWEN_ARGS, "cpu": "500m", "memory": "1Gi"}
-    if "gpumemPercentage" not in fields:
-        body["gpumem"] = 7500
-    body.update(fields)
-    return body
-
-
-def stack(groups: dict, services: list, **scalars):
-    config = {"aws:region": "us-west-2", "hami-eks:nodeGroups": groups, "hami-eks:services": services}
-    config.update({f"hami-eks:{k}": v for k, v in scalars.items()})
-    return load_settings(config)
-
-
-def stack_file(name: str):
-    return load_settings(stackfiles.load_stack_config(ROOT, name))
-
 
 def deployment_of(settings, service_name: str) -> dict:
     service = next(s for s in settings.services if s.name == service_name)
@@ -74,7 +53,7 @@ def where(result) -> dict[str, tuple[str, int]]:
 # ---- the reference demo -------------------------------------------------------------------------
 
 def test_demo_colocates_both_pairs_with_the_memory_each_pod_sees():
-    plan = placement.plan(stack_file("demo"))
+    plan = placement.plan(stack_settings("demo"))
     assert plan.unschedulable == ()
     by_service: dict[str, list] = {}
     for p in plan.placements:
@@ -93,7 +72,7 @@ def test_demo_colocates_both_pairs_with_the_memory_each_pod_sees():
 
 
 def test_demo_allocation_and_cost_follow_from_the_catalog():
-    settings = stack_file("demo")
+    settings = stack_settings("demo")
     plan = placement.plan(settings)
     allocated = 2 * 7500 + 2 * (A10G_MIB * 45 // 100)
     provisioned = 4 * T4_MIB + 4 * A10G_MIB  # g4dn.12xlarge and g5.12xlarge carry 4 GPUs each
@@ -126,7 +105,7 @@ def test_percentage_is_the_floor_of_the_registered_memory(instance_type, percent
 def test_gpumem_wins_over_percentage():
     settings = stack({"t4": group("g4dn.xlarge")}, [svc("both", gpumem=7500)])
     dep = deployment_of(settings, "both")
-    container_limits(dep)[workloads.RESOURCE_GPUMEM_PERCENTAGE] = "90"
+    container_limits(dep)[hami.RESOURCE_GPUMEM_PERCENTAGE] = "90"
     result = run(settings, dep)
     assert [p.memory_mib for p in result.placements] == [7500]
 
@@ -134,7 +113,7 @@ def test_gpumem_wins_over_percentage():
 def test_no_memory_key_takes_the_whole_gpu_exclusively():
     settings = stack({"t4": group("g4dn.12xlarge")}, [svc("whole", replicas=5)])
     dep = deployment_of(settings, "whole")
-    del container_limits(dep)[workloads.RESOURCE_GPUMEM]
+    del container_limits(dep)[hami.RESOURCE_GPUMEM]
     result = run(settings, dep)
     # 100% memory and all cores: one replica per GPU, so 4 GPUs take 4 of the 5 replicas.
     assert [p.memory_mib for p in result.placements] == [T4_MIB] * 4
@@ -148,7 +127,7 @@ def test_exclusive_pod_cannot_join_a_gpu_that_has_a_small_pod():
     settings = stack({"t4": group("g4dn.xlarge")}, [svc("small", gpumem=100), svc("whole")])
     small = deployment_of(settings, "small")
     whole = deployment_of(settings, "whole")
-    del container_limits(whole)[workloads.RESOURCE_GPUMEM]
+    del container_limits(whole)[hami.RESOURCE_GPUMEM]
     result = run(settings, small, whole)
     assert where(result) == {"small-1": ("t4-1", 0)}
     assert [u.service for u in result.unschedulable] == ["whole"]
@@ -172,11 +151,11 @@ def test_gpucores_limit_sharing(cores_a, cores_b, share):
 
 
 def test_at_most_device_split_count_pods_per_gpu():
-    replicas = MAX_PODS_PER_GPU + 1
+    replicas = DEVICE_SPLIT_COUNT + 1
     settings = stack({"t4": group("g4dn.xlarge")},
                      [svc("tiny", replicas=replicas, gpumem=100, cpu="100m", memory="128Mi")])
     plan = placement.plan(settings)
-    assert MAX_PODS_PER_GPU == 10
+    assert DEVICE_SPLIT_COUNT == 10
     assert len(plan.placements) == 10  # 11 x 100 MiB fit by memory; the 11th has no slot
     assert [u.replica for u in plan.unschedulable] == [replicas]
     assert "10 pods" in plan.unschedulable[0].reason
@@ -195,7 +174,7 @@ def test_memory_exhaustion_reason_names_the_free_memory():
 def test_request_larger_than_any_gpu():
     settings = stack({"t4": group("g4dn.12xlarge")}, [svc("vllm-x", gpumem=7500)])
     dep = deployment_of(settings, "vllm-x")
-    container_limits(dep)[workloads.RESOURCE_GPUMEM] = "20000"  # settings refuse it; a hand edit does not
+    container_limits(dep)[hami.RESOURCE_GPUMEM] = "20000"  # settings refuse it; a hand edit does not
     result = run(settings, dep)
     assert result.placements == ()
     assert result.unschedulable[0].reason == f"vllm-x needs 20000 MiB; the largest T4 has {T4_MIB}"
@@ -215,7 +194,7 @@ def test_request_larger_than_any_gpu():
 def test_use_gputype_is_a_case_insensitive_substring_list(use, registered, allowed):
     settings = stack({"t4": group("g4dn.xlarge")}, [svc("s")])
     dep = deployment_of(settings, "s")
-    annotations(dep)[workloads.ANNOTATION_USE_GPUTYPE] = use
+    annotations(dep)[hami.ANNOTATION_USE_GPUTYPE] = use
     assert placement.gpu_type_allowed(placement.pod_request(dep), registered) is allowed
 
 
@@ -234,12 +213,12 @@ def test_nouse_gputype_excludes_a_model():
                      [svc("x", "A10G", cpu="1", memory="4Gi")])
     dep = deployment_of(settings, "x")
     del dep["spec"]["template"]["spec"]["nodeSelector"]
-    del annotations(dep)[workloads.ANNOTATION_USE_GPUTYPE]
-    annotations(dep)[workloads.ANNOTATION_NOUSE_GPUTYPE] = "a100"
+    del annotations(dep)[hami.ANNOTATION_USE_GPUTYPE]
+    annotations(dep)[hami.ANNOTATION_NOUSE_GPUTYPE] = "a100"
     result = run(settings, dep)
     assert [p.node for p in result.placements] == ["a10g-1"]
 
-    annotations(dep)[workloads.ANNOTATION_NOUSE_GPUTYPE] = "A100,a10g"
+    annotations(dep)[hami.ANNOTATION_NOUSE_GPUTYPE] = "A100,a10g"
     result = run(settings, dep)
     assert result.placements == ()
     assert "nouse-gputype 'A100,a10g'" in result.unschedulable[0].reason
@@ -248,7 +227,7 @@ def test_nouse_gputype_excludes_a_model():
 def test_type_mismatch_is_reported_with_what_the_nodes_register():
     settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
     dep = deployment_of(settings, "x")
-    annotations(dep)[workloads.ANNOTATION_USE_GPUTYPE] = "H100"
+    annotations(dep)[hami.ANNOTATION_USE_GPUTYPE] = "H100"
     result = run(settings, dep)
     assert result.placements == ()
     assert "use-gputype 'H100'" in result.unschedulable[0].reason
@@ -263,7 +242,7 @@ def test_nodes_carry_the_group_labels_and_gpu_taint():
     assert [n.name for n in nodes] == ["t4-1", "t4-2"]
     assert nodes[0].labels["accelerator"] == "t4" and nodes[0].labels["gpu"] == "on"
     assert nodes[0].labels["team"] == "ml"
-    assert list(nodes[0].taints) == [GPU_TAINT]
+    assert list(nodes[0].taints) == [GPU_TAINT.as_dict()]
 
 
 def test_node_group_with_no_nodes_fails_the_node_selector():
@@ -300,7 +279,7 @@ def test_pod_without_the_toleration_is_kept_off_gpu_nodes():
     ({"key": "dedicated", "operator": "Exists"}, False),
 ])
 def test_toleration_rules(toleration, tolerated):
-    assert placement.tolerates([toleration], GPU_TAINT) is tolerated
+    assert placement.tolerates([toleration], GPU_TAINT.as_dict()) is tolerated
 
 
 def test_pod_larger_than_the_node_is_refused():
@@ -321,27 +300,10 @@ def test_host_memory_of_the_pods_on_a_node_must_fit_together():
     assert "no CPU/memory left" in plan.unschedulable[0].reason
 
 
-@pytest.mark.parametrize("vcpu, millis", [
-    (1, 60), (2, 70), (4, 80), (8, 90), (48, 190),  # EKS: 6% + 1% + 2 x 0.5% + 0.25% per further core
-])
-def test_kube_reserved_cpu_follows_the_eks_formula(vcpu, millis):
-    assert placement.kube_reserved_cpu_millis(vcpu) == millis
-
-
-@pytest.mark.parametrize("quantity, millis", [("2", 2000), ("500m", 500), ("1.5", 1500), (1, 1000)])
-def test_cpu_quantities(quantity, millis):
-    assert placement.cpu_millis(quantity) == millis
-
-
-@pytest.mark.parametrize("quantity, mib", [("16Gi", 16384), ("512Mi", 512), ("1G", 10**9 / 2**20), ("1.5Gi", 1536)])
-def test_memory_quantities(quantity, mib):
-    assert placement.memory_mib(quantity) == pytest.approx(mib)
-
-
 # ---- policies -----------------------------------------------------------------------------------
 
 def policies_plan(service: str):
-    return placement.plan(stack_file("policies"), [service])
+    return placement.plan(stack_settings("policies"), [service])
 
 
 # Two g4dn.12xlarge nodes, 4 T4s each; 4 replicas of 7500 MiB, so two fit one T4 (15000 <= 15360).
@@ -362,12 +324,12 @@ def test_reference_binpack_spread_combinations(service, expected):
 
 
 def test_policies_stack_mirrors_the_reference_annotations():
-    settings = stack_file("policies")
+    settings = stack_settings("policies")
     wanted = {"demo-a": ("binpack", "binpack"), "demo-b": ("spread", "binpack"),
               "demo-c": ("binpack", "spread"), "demo-d": ("spread", "spread")}
     for service in settings.services:
         notes = annotations(workloads.deployment(settings, service))
-        assert (notes[workloads.ANNOTATION_NODE_POLICY], notes[workloads.ANNOTATION_GPU_POLICY]) == wanted[service.name]
+        assert (notes[hami.ANNOTATION_NODE_POLICY], notes[hami.ANNOTATION_GPU_POLICY]) == wanted[service.name]
         assert (service.replicas, service.gpumem) == (4, 7500)
     assert [(g.instance_types, g.desired_size) for g in settings.node_groups] == [(("g4dn.12xlarge",), 2)]
 
@@ -375,12 +337,12 @@ def test_policies_stack_mirrors_the_reference_annotations():
 def test_hami_defaults_apply_without_annotations():
     settings = stack({"t4": group("g4dn.12xlarge", 2)}, [svc("x", replicas=2, gpumem=1000)])
     dep = deployment_of(settings, "x")
-    for key in (workloads.ANNOTATION_NODE_POLICY, workloads.ANNOTATION_GPU_POLICY):
+    for key in (hami.ANNOTATION_NODE_POLICY, hami.ANNOTATION_GPU_POLICY):
         annotations(dep).pop(key, None)
     # Default node binpack keeps both on t4-1; default GPU spread gives each its own GPU.
     assert where(run(settings, dep)) == {"x-1": ("t4-1", 3), "x-2": ("t4-1", 2)}
 
-    annotations(dep)[workloads.ANNOTATION_GPU_POLICY] = "sideways"  # unknown: HAMi keeps its default
+    annotations(dep)[hami.ANNOTATION_GPU_POLICY] = "sideways"  # unknown: HAMi keeps its default
     assert where(run(settings, dep)) == {"x-1": ("t4-1", 3), "x-2": ("t4-1", 2)}
 
 
@@ -406,7 +368,7 @@ def test_gpu_binpack_prefers_the_busier_gpu_even_from_another_service():
 # ---- plan API, output and messages --------------------------------------------------------------
 
 def test_pods_are_read_from_the_workloads_deployment():
-    settings = stack_file("demo")
+    settings = stack_settings("demo")
     pods = placement.pods_from_settings(settings)
     assert pods == [placement.pod_request(workloads.deployment(settings, s)) for s in settings.services]
     t4 = pods[0]
@@ -417,23 +379,18 @@ def test_pods_are_read_from_the_workloads_deployment():
 def test_a_pod_with_more_than_one_gpu_is_a_plan_error():
     settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
     dep = deployment_of(settings, "x")
-    container_limits(dep)[workloads.RESOURCE_GPU] = 2
+    container_limits(dep)[hami.RESOURCE_GPU] = 2
     with pytest.raises(placement.PlanError, match="exactly one"):
         placement.pod_request(dep)
 
 
 def test_unknown_service_filter_is_a_plan_error():
     with pytest.raises(placement.PlanError, match="no service named nope"):
-        placement.plan(stack_file("demo"), ["nope"])
-
-
-def test_plan_is_deterministic():
-    settings = stack_file("policies")
-    assert placement.plan(settings).to_dict("p") == placement.plan(settings).to_dict("p")
+        placement.plan(stack_settings("demo"), ["nope"])
 
 
 def test_to_dict_has_exactly_the_issue_schema():
-    doc = placement.plan(stack_file("demo")).to_dict("demo")
+    doc = placement.plan(stack_settings("demo")).to_dict("demo")
     assert set(doc) == {"stack", "gpus", "placements", "unschedulable", "gpuMemoryAllocation",
                         "estimatedHourlyCostUsd"}
     assert set(doc["gpus"][0]) == {"node", "nodeGroup", "instanceType", "index", "model", "memoryMiB",
@@ -441,23 +398,6 @@ def test_to_dict_has_exactly_the_issue_schema():
     assert set(doc["placements"][0]) == {"service", "replica", "node", "gpu", "memoryMiB"}
     assert [g["node"] for g in doc["gpus"]] == ["t4-1"] * 4 + ["a10g-1"] * 4
     assert doc["gpus"][0]["model"] == catalog.T4.name
-
-
-@pytest.mark.parametrize("per_az, azs, nats", [(False, 3, 1), (True, 3, 3), (True, 2, 2)])
-def test_nat_gateways_in_the_cost(per_az, azs, nats):
-    settings = stack({"t4": group("g4dn.xlarge", 2)}, [svc("x")], natGatewayPerAz=per_az,
-                     availabilityZoneCount=azs, systemInstanceType="t3.large", systemNodeCount=1)
-    price = lambda name: catalog.instance_type(name).price("us-west-2")  # noqa: E731
-    expected = (2 * price("g4dn.xlarge") + price("t3.large") + catalog.EKS_CONTROL_PLANE_USD_PER_HOUR
-                + nats * catalog.NAT_GATEWAY_USD_PER_HOUR)
-    assert placement.estimate_cost(settings).usd_per_hour == pytest.approx(expected, abs=1e-4)
-
-
-def test_unpriced_region_is_a_plan_error():
-    config = stackfiles.load_stack_config(ROOT, "demo")
-    config["aws:region"] = "eu-west-1"
-    with pytest.raises(placement.PlanError, match="no recorded price"):
-        placement.estimate_cost(load_settings(config))
 
 
 def test_preflight_message_names_service_replicas_reason_and_escape_hatch():
@@ -473,7 +413,7 @@ def test_preflight_message_names_service_replicas_reason_and_escape_hatch():
 # ---- the lean stack -----------------------------------------------------------------------------
 
 def test_lean_runs_demos_services_on_right_sized_nodes():
-    demo, lean = stack_file("demo"), stack_file("lean")
+    demo, lean = stack_settings("demo"), stack_settings("lean")
     same = lambda s: (s.name, s.model, s.args, s.gpu_type, s.replicas, s.gpumem, s.gpumem_percentage,  # noqa: E731
                       s.node_scheduler_policy, s.gpu_scheduler_policy, s.node_group)
     assert [same(s) for s in lean.services] == [same(s) for s in demo.services]

@@ -135,10 +135,6 @@ def test_unplaceable_replica_exits_1_with_its_reason(project):
           hami-eks:services:
             - {name: x, model: m, gpuType: T4, replicas: 1, gpumemPercentage: 150}
         """, "gpumemPercentage"),
-    ("""\
-        config:
-          aws:region: eu-north-1
-        """, "no recorded price"),
 ])
 def test_bad_stack_exits_2_naming_the_problem(project, body, message):
     path = project("bad", body)
@@ -146,6 +142,19 @@ def test_bad_stack_exits_2_naming_the_problem(project, body, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""
+
+
+def test_a_region_without_prices_is_planned_and_says_cost_is_unknown(project):
+    path = project("north", """\
+        config:
+          aws:region: eu-north-1
+        """)
+    human = plan("--stack", "north", "--project-dir", str(path))
+    assert human.returncode == 0, human.stderr
+    assert "Replicas placed: 4 of 4" in human.stdout
+    assert "cost unknown: no recorded prices for eu-north-1" in human.stdout
+    doc = json.loads(plan("--stack", "north", "--project-dir", str(path), "--json").stdout)
+    assert doc["estimatedHourlyCostUsd"] is None and len(doc["placements"]) == 4
 
 
 @pytest.mark.parametrize("args, message", [

@@ -323,7 +323,7 @@ def test_allow_unschedulable_deploys_with_a_warning():
 def test_region_without_prices_still_deploys():
     run = run_program("demo", overrides={"aws:region": "eu-west-1"})
     assert run.outputs["estimatedHourlyCostUsd"] is None
-    assert any("no prices recorded for eu-west-1" in w for w in run.warnings)
+    assert any("no recorded prices for eu-west-1" in w for w in run.warnings)
     assert {r.inputs["availabilityZone"][:-1] for r in run.of_type("aws:ec2/subnet:Subnet")} == {"eu-west-1"}
 
 

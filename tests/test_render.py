@@ -37,10 +37,8 @@ def load_objects(directory: Path) -> list[dict]:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A scratch project: the demo stack, plus one that sets hfToken, as `pulumi config set --secret` writes it."""
-    (tmp_path / "manifests").mkdir()
     shutil.copy(REPO / "Pulumi.yaml", tmp_path)
     shutil.copy(REPO / "Pulumi.demo.yaml", tmp_path)
-    shutil.copy(REPO / "manifests" / "hami-values.yaml", tmp_path / "manifests")
     doc = yaml.safe_load((REPO / "Pulumi.demo.yaml").read_text())
     doc["config"]["hami-eks:hfToken"] = {"secure": CIPHERTEXT}
     (tmp_path / "Pulumi.gated.yaml").write_text(yaml.safe_dump(doc))

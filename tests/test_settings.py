@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 import yaml
 
-from hamieks import settings as s
+from hamieks import hami, settings as s
 from hamieks import stackfiles
 from hamieks.errors import ConfigError
 from pulumi_harness import REPO
@@ -58,19 +58,6 @@ def test_subnets_are_disjoint_inside_the_vpc_and_large_enough(cidr, azs):
     assert all(n.subnet_of(vpc) for n in nets)
     assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
     assert all(n.prefixlen <= s.MIN_SUBNET_PREFIX for n in nets)
-
-
-@pytest.mark.parametrize("pct, total, expected", [(45, 23028, 10362), (50, 15360, 7680), (33, 23034, 7601), (100, 15360, 15360)])
-def test_percentage_is_floored_like_hami(pct, total, expected):
-    assert s.granted_memory_mib(None, pct, total) == expected
-
-
-def test_gpumem_wins_over_percentage_and_gpu_size():
-    assert s.granted_memory_mib(7500, 90, 15360) == 7500 == s.granted_memory_mib(7500, None, 23028)
-
-
-def test_no_memory_key_is_the_whole_gpu():
-    assert s.granted_memory_mib(None, None, 23028) == 23028
 
 
 def _demo(**overrides):

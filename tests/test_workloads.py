@@ -14,26 +14,13 @@ from typing import Any
 
 import pytest
 
-from hamieks import hami_values, stackfiles, workloads
-from hamieks.settings import GPU_TAINT, Settings, load_settings
+from hamieks import hami, hami_values, stackfiles, workloads
+from hamieks.conventions import GPU_TAINT
+from hamieks.settings import Settings, load_settings
+from helpers import selector_matches, stack_settings, tolerates, with_service_fields
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS = stackfiles.available_stacks(REPO)
-
-
-def stack_settings(stack: str, **overrides: Any) -> Settings:
-    config = stackfiles.load_stack_config(REPO, stack)
-    config.update({f"hami-eks:{k}": v for k, v in overrides.items()})
-    return load_settings(config)
-
-
-def with_service_fields(stack: str, **fields: Any) -> Settings:
-    """The stack with extra fields on every service, as a user would write them in the stack file."""
-    config = stackfiles.load_stack_config(REPO, stack)
-    services = config["hami-eks:services"]
-    services = json.loads(services) if isinstance(services, str) else services
-    config["hami-eks:services"] = [{**svc, **fields} for svc in services]
-    return load_settings(config)
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -50,35 +37,6 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- Kubernetes semantics, written from the API reference --------------------------------------
-
-def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """metav1.LabelSelector: matchLabels AND every matchExpression; {} selects everything."""
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
-def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, str]) -> bool:
-    for t in tolerations:
-        if t.get("effect") and t["effect"] != taint["effect"]:
-            continue
-        if t.get("operator", "Equal") == "Exists":
-            if not t.get("key") or t["key"] == taint["key"]:
-                return True
-        elif t.get("key") == taint["key"] and t.get("value") == taint.get("value"):
-            return True
-    return False
-
 
 def policy_admits(policy: dict[str, Any], policy_ns: str, *, src_ns: str, src_ns_labels: dict[str, str],
                   dst_pod_labels: dict[str, str], port: int) -> bool:
@@ -276,7 +234,7 @@ def test_pods_run_only_on_their_gpu_group_and_tolerate_its_taint(stack):
         fits = [g.name for g in settings.node_groups
                 if selector_matches({"matchLabels": spec["nodeSelector"]}, g.labels)]
         assert fits == [svc.node_group]
-        assert tolerates(spec["tolerations"], GPU_TAINT)
+        assert tolerates(spec["tolerations"], GPU_TAINT.as_dict())
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -299,14 +257,14 @@ def test_gpu_requests_follow_the_settings(stack):
     for svc in settings.services:
         deployment = workloads.deployment(settings, svc)
         limits = container(deployment)["resources"]["limits"]
-        memory_keys = {workloads.RESOURCE_GPUMEM, workloads.RESOURCE_GPUMEM_PERCENTAGE} & set(limits)
+        memory_keys = {hami.RESOURCE_GPUMEM, hami.RESOURCE_GPUMEM_PERCENTAGE} & set(limits)
         assert len(memory_keys) == 1, "HAMi: gpumem wins over percentage, so never send both"
         (key,) = memory_keys
-        expected = svc.gpumem if key == workloads.RESOURCE_GPUMEM else svc.gpumem_percentage
+        expected = svc.gpumem if key == hami.RESOURCE_GPUMEM else svc.gpumem_percentage
         assert int(limits[key]) == expected
-        assert int(limits[workloads.RESOURCE_GPU]) == 1
+        assert int(limits[hami.RESOURCE_GPU]) == 1
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-        assert annotations[workloads.ANNOTATION_USE_GPUTYPE] == svc.gpu_type
+        assert annotations[hami.ANNOTATION_USE_GPUTYPE] == svc.gpu_type
 
 
 # ---- namespace: HAMi webhook scope and Pod Security ---------------------------------------------

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from hamieks import placement, stackfiles
-from hamieks.errors import ConfigError
-from hamieks.settings import load_settings
+from hamieks import cost, placement, stackfiles
+from hamieks.errors import HamiEksError
+from hamieks.settings import Settings, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,13 +32,13 @@ def run(args: argparse.Namespace) -> int:
         config = stackfiles.load_stack_config(args.project_dir, args.stack)
         settings = load_settings(config)
         result = placement.plan(settings, args.service)
-    except (ConfigError, stackfiles.StackFileError, placement.PlanError) as exc:
+    except HamiEksError as exc:
         print(f"plan: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(result.to_json(args.stack))
     else:
-        print_report(result, args.stack, sys.stdout)
+        print_report(result, settings, args.stack, sys.stdout)
     return 0 if result.all_placed else 1
 
 
@@ -61,7 +61,7 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return [line(_COLUMNS), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]
 
 
-def print_report(plan: placement.Plan, stack: str, out: TextIO) -> None:
+def print_report(plan: placement.Plan, settings: Settings, stack: str, out: TextIO) -> None:
     services = ", ".join(plan.services) or "none"
     print(f"Stack {stack}: HAMi placement of {services}", file=out)
     print(file=out)
@@ -74,15 +74,22 @@ def print_report(plan: placement.Plan, stack: str, out: TextIO) -> None:
     print(f"GPUs provisioned: {len(plan.gpus)} ({used_gpus} in use)", file=out)
     print(f"GPU memory allocated: {plan.allocated_mib} of {plan.total_mib} MiB "
           f"({plan.gpu_memory_allocation:.1%})", file=out)
-    _print_cost(plan.cost, out)
+    _print_cost(plan, settings, out)
     if stuck:
         print(file=out)
         print(placement.format_unschedulable(plan, stack), file=out)
 
 
-def _print_cost(cost: placement.CostEstimate, out: TextIO) -> None:
-    print(f"Estimated cost: ${cost.usd_per_hour:.4f}/hour in {cost.region} "
-          f"(~${cost.usd_per_hour * 730:,.0f}/month)", file=out)
-    for line in cost.lines:
+def _print_cost(plan: placement.Plan, settings: Settings, out: TextIO) -> None:
+    estimate = plan.cost
+    if estimate is None:
+        print(f"Estimated cost: unknown. {cost.unpriced_message(settings)}", file=out)
+        return
+    hourly = estimate.usd_per_hour
+    variable = " (Spot: varies)" if estimate.variable else ""
+    print(f"Estimated cost: ${hourly:.4f}/hour in {estimate.region}{variable} "
+          f"(~${hourly * cost.HOURS_PER_MONTH:,.0f}/month)", file=out)
+    for line in estimate.lines:
         print(f"  {line.item}: {line.count} x ${line.usd_per_hour_each:.4f} = ${line.usd_per_hour:.4f}", file=out)
-    print(f"  prices as of {cost.prices_as_of}: {cost.price_source}", file=out)
+    for source in estimate.sources:
+        print(f"  prices: {source}", file=out)
