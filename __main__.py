@@ -15,6 +15,7 @@ from components.hami import Hami, HamiArgs
 from components.network import Network, NetworkArgs
 from components.serving import ModelServing, ModelServingArgs
 from hamieks import cost, hami_values, outputs, placement, settings as settings_mod, zones
+from hamieks import network as network_plan
 from hamieks.conventions import SYSTEM_NODE_LABEL
 from hamieks.errors import HamiEksError
 
@@ -49,12 +50,11 @@ if plan.cost is None:
     pulumi.log.warn(f"{cost.unpriced_message(settings)}; estimatedHourlyCostUsd is unset")
 
 tags = {"project": "hami-eks", "stack": pulumi.get_stack(), "cluster": settings.cluster_name}
-private_cidrs, public_cidrs = settings_mod.subnet_cidrs(settings.vpc_cidr, settings.availability_zone_count)
 
 # ---- AWS ------------------------------------------------------------------------------------
 network = Network(settings.cluster_name, NetworkArgs(
-    cidr=settings.vpc_cidr, zones=tuple(zone_names), private_cidrs=tuple(private_cidrs),
-    public_cidrs=tuple(public_cidrs), nat_gateway_per_az=settings.nat_gateway_per_az, tags=tags))
+    cidr=settings.vpc_cidr, subnets=network_plan.zone_subnets(settings.vpc_cidr, zone_names),
+    nat_gateway_per_az=settings.nat_gateway_per_az, tags=tags))
 
 cluster = Cluster(settings.cluster_name, ClusterArgs(
     cluster_name=settings.cluster_name, kubernetes_version=settings.kubernetes_version,

@@ -9,7 +9,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 
 from hamieks.conventions import GPU_TAINT
-from hamieks.settings import NodeGroupSettings
+from hamieks.node_groups import NodeGroupSettings
 
 # AL2023 NVIDIA AMI: NVIDIA driver 580 and the container toolkit, with nodeadm making `nvidia`
 # containerd's default runtime (HAMi needs that; no RuntimeClass). It does not install NVIDIA's

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from hamieks.network import ZoneSubnets
+
 
 @dataclass(frozen=True)
 class NetworkArgs:
     cidr: str
-    zones: tuple[str, ...]
-    private_cidrs: tuple[str, ...]
-    public_cidrs: tuple[str, ...]
+    subnets: tuple[ZoneSubnets, ...]  # one public and one private subnet per zone
     nat_gateway_per_az: bool
     tags: dict[str, str]
 
@@ -44,17 +44,18 @@ class Network(pulumi.ComponentResource):
             tags=tags("public-rt"), opts=child)
 
         public, private, nats = [], [], []
-        for zone, public_cidr, private_cidr in zip(args.zones, args.public_cidrs, args.private_cidrs):
+        for subnet in args.subnets:
+            zone = subnet.zone
             # Subnets are keyed by zone name, never by list position, so changing the zone
             # count later does not renumber (and replace) the existing ones.
             pub = aws.ec2.Subnet(
-                f"{name}-public-{zone}", vpc_id=vpc.id, cidr_block=public_cidr, availability_zone=zone,
+                f"{name}-public-{zone}", vpc_id=vpc.id, cidr_block=subnet.public_cidr, availability_zone=zone,
                 map_public_ip_on_launch=True,
                 tags=tags(f"public-{zone}", **{"kubernetes.io/role/elb": "1"}), opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=pub.id,
                                           route_table_id=public_rt.id, opts=child)
             priv = aws.ec2.Subnet(
-                f"{name}-private-{zone}", vpc_id=vpc.id, cidr_block=private_cidr, availability_zone=zone,
+                f"{name}-private-{zone}", vpc_id=vpc.id, cidr_block=subnet.private_cidr, availability_zone=zone,
                 tags=tags(f"private-{zone}", **{"kubernetes.io/role/internal-elb": "1"}), opts=child)
             if args.nat_gateway_per_az or not nats:
                 eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags=tags(f"nat-{zone}"), opts=child)

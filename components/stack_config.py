@@ -7,7 +7,8 @@ from typing import Any
 
 import pulumi
 
-from hamieks.settings import CONFIG_KEYS, PROJECT, STRUCTURED_KEYS, config_key
+from hamieks.config_values import PROJECT, config_key
+from hamieks.settings import CONFIG_KEYS, STRUCTURED_KEYS
 
 
 def read() -> tuple[dict[str, Any], pulumi.Output[str] | None]:

@@ -8,7 +8,8 @@ import pulumi
 
 from components import kube_objects
 from hamieks import workloads
-from hamieks.settings import ServiceSettings, Settings
+from hamieks.services import ServiceSettings
+from hamieks.settings import Settings
 
 
 

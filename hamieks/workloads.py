@@ -12,7 +12,8 @@ from typing import Any
 
 from hamieks import hami
 from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_TAINT
-from hamieks.settings import ServiceSettings, Settings
+from hamieks.services import ServiceSettings
+from hamieks.settings import Settings
 
 # Pods in a namespace carrying this label may call the model servers (the NetworkPolicy lets in
 # only the servers' own namespace otherwise): `kubectl label ns <ns> hami-eks.io/llm-client=allowed`.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from hamieks.errors import ConfigError
-from hamieks.settings import config_key
+from hamieks.config_values import config_key
 
 
 def choose_availability_zones(offerings: Iterable[tuple[str, str]], instance_types: Iterable[str],

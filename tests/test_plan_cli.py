@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,19 @@ def test_bad_stack_exits_2_naming_the_problem(project, body, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""
+
+
+def test_plan_json_is_the_same_in_processes_with_different_hash_seeds():
+    """Set and dict iteration order differ between interpreters with different hash seeds; a
+    plan that leaned on it would change between `plan` and `pulumi up`."""
+    outputs = set()
+    for seed in ("0", "1", "4242"):
+        result = subprocess.run([sys.executable, "-m", "hamieks", "plan", "--stack", "policies", "--json"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PYTHONHASHSEED": seed})
+        assert result.returncode == 0, result.stderr
+        outputs.add(result.stdout)
+    assert len(outputs) == 1
 
 
 def test_a_region_without_prices_is_planned_and_says_cost_is_unknown(project):
