@@ -33,7 +33,10 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 
 venv: $(VENV)/.installed
 
+# Lint and type-check first (seconds), then the suite.
 test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed

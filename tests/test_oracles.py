@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hamieks import hami_values, rendering, stackfiles, versions, workloads
+from hamieks import hami, hami_values, rendering, stackfiles, versions, workloads
 from hamieks.hami import DEVICE_SPLIT_COUNT
 from hamieks.conventions import GPU_TAINT
 from hamieks.settings import Settings, load_settings
@@ -169,6 +169,24 @@ def hami_chart(shared_dir, tmp_path_factory):
     with tarfile.open(shared_dir / CHART) as archive:
         archive.extractall(target, filter="data")
     return helm_python.Chart.load(target / "hami")
+
+
+def test_hamieks_hami_states_the_charts_own_names_and_defaults(shared_dir):
+    """hamieks/hami.py against HAMi 2.10.0's values.yaml: resource names, scheduler name, default
+    policies and split count. If the chart's defaults moved, the planner's would be wrong for
+    anyone installing HAMi without our values."""
+    with tarfile.open(shared_dir / CHART) as archive:
+        member = archive.extractfile("hami/values.yaml")
+        assert member is not None
+        defaults = yaml.safe_load(member.read())
+    assert (defaults["resourceName"], defaults["resourceMem"], defaults["resourceMemPercentage"],
+            defaults["resourceCores"]) == (hami.RESOURCE_GPU, hami.RESOURCE_GPUMEM,
+                                           hami.RESOURCE_GPUMEM_PERCENTAGE, hami.RESOURCE_GPUCORES)
+    assert defaults["schedulerName"] == hami.SCHEDULER_NAME
+    assert defaults["scheduler"]["defaultSchedulerPolicy"] == {
+        "nodeSchedulerPolicy": hami.DEFAULT_NODE_POLICY, "gpuSchedulerPolicy": hami.DEFAULT_GPU_POLICY}
+    assert defaults["devicePlugin"]["deviceSplitCount"] == hami.DEVICE_SPLIT_COUNT
+    assert defaults["devicePlugin"]["deviceMemoryScaling"] == hami.DEVICE_MEMORY_SCALING
 
 
 def _render_chart(chart, settings: Settings) -> list[dict[str, Any]]:
