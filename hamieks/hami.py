@@ -51,6 +51,14 @@ SCHEDULER_POLICIES = (BINPACK, SPREAD)
 # explicitly (hami_values.py) so this file and the cluster cannot disagree.
 DEFAULT_NODE_POLICY = BINPACK
 DEFAULT_GPU_POLICY = SPREAD
+# GPU policy values HAMi 2.10 understands besides binpack/spread (pkg/util/types.go): sort-key
+# chains ("binpack,numa"), "numa", and the filters "mutex" / "topology-aware". The planner does
+# not model them (hamieks.placement refuses a pod that uses one).
+GPU_POLICY_NUMA = "numa"
+GPU_POLICY_MUTEX = "mutex"
+GPU_POLICY_TOPOLOGY = "topology-aware"
+# pkg/util/types.go Weight: both the GPU and the node score are multiplied by it (float32).
+SCORE_WEIGHT = 10
 
 # ---- device plugin ------------------------------------------------------------------------------
 # devicePlugin.deviceSplitCount: at most this many pods share one GPU. Set in the release values.
@@ -58,6 +66,8 @@ DEVICE_SPLIT_COUNT = 10
 # The device plugin registers devcore 100 per GPU: gpucores is a percentage of one GPU
 # (pkg/util/types.go DeviceLimit).
 CORES_PER_GPU = 100
+# pkg/device/nvidia/device.go validateMemoryPercentage: the webhook rejects other percentages.
+GPUMEM_PERCENTAGE_RANGE = (0, 100)
 # devicePlugin.deviceMemoryScaling: 1 = no over-subscription, a 45% slice is 45% of memory.total.
 DEVICE_MEMORY_SCALING = 1
 

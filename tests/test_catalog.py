@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from hamieks import catalog, errors, hami
+from hamieks import catalog, errors
 
 GPU_TYPES = sorted(n for n, it in catalog.INSTANCE_TYPES.items() if it.is_gpu)
 
@@ -27,7 +27,7 @@ def test_families_required_by_the_planner_are_present():
     families = {name.split(".")[0] for name in GPU_TYPES}
     for family in ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5"):
         # p3 lives on as p3dn; the plain p3 sizes are retired (see catalog.py).
-        assert any(f == family or f.startswith(family) and f[len(family):].isalpha() for f in families), family
+        assert any(f == family or (f.startswith(family) and f[len(family):].isalpha()) for f in families), family
 
 
 @pytest.mark.parametrize("name", sorted(catalog.INSTANCE_TYPES))
@@ -43,6 +43,25 @@ def test_catalog_matches_ec2(name, ec2_instance_types):
     assert [(g["Name"], g["Count"]) for g in gpus] == [(ours.gpu.short, ours.gpu_count)]
     # HAMi sees what nvidia-smi reports, a few percent off AWS's nominal figure either way.
     assert ours.gpu.memory_mib == pytest.approx(gpus[0]["MemoryInfo"]["SizeInMiB"], rel=0.07)
+
+
+@pytest.mark.parametrize("name", sorted(catalog.INSTANCE_TYPES))
+def test_eni_limits_match_ec2(name, ec2_instance_types):
+    """nodeadm's max pods (util/ec2.go getInstanceInfoFromDescribeResponse) uses the ENIs of the
+    default network card, not NetworkInfo.MaximumNetworkInterfaces: they differ on multi-card types
+    (p4d: 15 on card 0 of 60 in all, p5: 2 of 64)."""
+    ours = catalog.INSTANCE_TYPES[name]
+    network = ec2_instance_types[name]["NetworkInfo"]
+    default_card = network.get("DefaultNetworkCardIndex", 0)
+    card = next(c for c in network["NetworkCards"] if c["NetworkCardIndex"] == default_card)
+    assert (ours.enis, ours.ipv4_per_eni) == (card["MaximumNetworkInterfaces"], network["Ipv4AddressesPerInterface"])
+
+
+def test_numa_layouts_are_recorded_only_where_known():
+    # EC2 does not publish GPU-to-NUMA layouts; the catalog records none rather than guess.
+    for it in catalog.INSTANCE_TYPES.values():
+        assert it.gpu_numa == () or len(it.gpu_numa) == it.gpu_count
+        assert it.numa_of(0) == (it.gpu_numa[0] if it.gpu_numa else 0)
 
 
 @pytest.mark.parametrize("name", sorted(catalog.INSTANCE_TYPES))

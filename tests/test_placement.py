@@ -9,16 +9,16 @@ express edits that Deployment, the way a user editing a rendered manifest would.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 
 import pytest
+from helpers import group, stack, stack_settings, svc
 
-from hamieks import hami, catalog, placement, stackfiles, workloads
-from hamieks.hami import DEVICE_SPLIT_COUNT
+from hamieks import allocatable, catalog, hami, placement, workloads
 from hamieks.conventions import GPU_TAINT
-from hamieks.settings import load_settings
-from helpers import QWEN_ARGS, group, stack, stack_settings, svc
+from hamieks.hami import DEVICE_SPLIT_COUNT
 
 ROOT = Path(__file__).resolve().parent.parent
 T4_MIB = catalog.T4.memory_mib  # 15360, as HAMi registers it
@@ -185,9 +185,11 @@ def test_request_larger_than_any_gpu():
 @pytest.mark.parametrize("use, registered, allowed", [
     ("T4", "NVIDIA-Tesla T4", True),
     ("t4", "NVIDIA-Tesla T4", True),                       # case-insensitive
-    ("A10", "NVIDIA-NVIDIA A100-SXM4-40GB", True),         # the trap: a substring of A100
-    ("A10G", "NVIDIA-NVIDIA A100-SXM4-40GB", False),
-    ("L4", "NVIDIA-NVIDIA L40S", True),                    # L4 also matches L40S
+    ("A10", "NVIDIA A100-SXM4-40GB", True),                # the trap: a substring of A100
+    ("A10G", "NVIDIA A100-SXM4-40GB", False),
+    ("L4", "NVIDIA L40S", True),                           # L4 also matches L40S
+    ("", "NVIDIA-Tesla T4", True),                         # devices.go CheckType: empty = no constraint
+    ("  ", "NVIDIA A10G", True),
     ("V100,T4", "NVIDIA-Tesla T4", True),                  # a comma list: any entry
     ("H100", "NVIDIA-Tesla T4", False),
 ])
@@ -307,8 +309,8 @@ def policies_plan(service: str):
 
 
 # Two g4dn.12xlarge nodes, 4 T4s each; 4 replicas of 7500 MiB, so two fit one T4 (15000 <= 15360).
-# Node binpack takes the busiest node (ties: t4-1), spread the idlest; GPU binpack the busiest GPU,
-# spread the idlest, ties to the highest index (HAMi walks its sorted GPU list from the end).
+# Node binpack takes the busiest node, spread the idlest; GPU binpack the busiest GPU, spread the
+# idlest. Ties follow our convention (first node, highest GPU index); HAMi breaks them at random.
 @pytest.mark.parametrize("service, expected", [
     # binpack/binpack: everything on t4-1, two per GPU, filling GPU 3 then GPU 2.
     ("demo-a", {"demo-a-1": ("t4-1", 3), "demo-a-2": ("t4-1", 3), "demo-a-3": ("t4-1", 2), "demo-a-4": ("t4-1", 2)}),
@@ -392,7 +394,8 @@ def test_unknown_service_filter_is_a_plan_error():
 def test_to_dict_has_exactly_the_issue_schema():
     doc = placement.plan(stack_settings("demo")).to_dict("demo")
     assert set(doc) == {"stack", "gpus", "placements", "unschedulable", "gpuMemoryAllocation",
-                        "estimatedHourlyCostUsd"}
+                        "estimatedHourlyCostUsd", "orderRobust", "counterexample"}
+    assert doc["orderRobust"] is True and doc["counterexample"] is None
     assert set(doc["gpus"][0]) == {"node", "nodeGroup", "instanceType", "index", "model", "memoryMiB",
                                    "allocatedMiB", "pods"}
     assert set(doc["placements"][0]) == {"service", "replica", "node", "gpu", "memoryMiB"}
@@ -414,9 +417,18 @@ def test_preflight_message_names_service_replicas_reason_and_escape_hatch():
 
 def test_lean_runs_demos_services_on_right_sized_nodes():
     demo, lean = stack_settings("demo"), stack_settings("lean")
-    same = lambda s: (s.name, s.model, s.args, s.gpu_type, s.replicas, s.gpumem, s.gpumem_percentage,  # noqa: E731
+    same = lambda s: (s.name, s.model, s.gpu_type, s.replicas, s.gpumem, s.gpumem_percentage,  # noqa: E731
                       s.node_scheduler_policy, s.gpu_scheduler_policy, s.node_group)
     assert [same(s) for s in lean.services] == [same(s) for s in demo.services]
+    # Args differ only where parity is not the point (issue 9): --dtype half on the T4, and no
+    # --quantization awq on the A10G so that vLLM picks its Marlin kernel.
+    for demo_svc, lean_svc in zip(demo.services, lean.services, strict=True):
+        tuned = [*demo_svc.args]
+        if demo_svc.gpu_type == "T4":
+            tuned[tuned.index("--dtype") + 1] = "half"
+        if "--quantization" in tuned:
+            del tuned[tuned.index("--quantization"):tuned.index("--quantization") + 2]
+        assert list(lean_svc.args) == tuned, lean_svc.name
 
     demo_plan, lean_plan = placement.plan(demo), placement.plan(lean)
     assert lean_plan.unschedulable == ()
@@ -424,3 +436,184 @@ def test_lean_runs_demos_services_on_right_sized_nodes():
     assert shared(lean_plan) == shared(demo_plan)  # the same pods share a GPU
     assert lean_plan.gpu_memory_allocation >= 0.85
     assert lean_plan.estimated_hourly_cost_usd <= 0.30 * demo_plan.estimated_hourly_cost_usd
+
+
+# ---- HAMi 2.10 divergences, each expectation derived from HAMi's code ---------------------------
+
+def without_memory_key(dep: dict) -> dict:
+    del container_limits(dep)[hami.RESOURCE_GPUMEM]
+    return dep
+
+
+def test_percentage_100_is_made_exclusive_by_the_webhook_and_weighs_on_the_node_score():
+    """pkg/device/nvidia/device.go defaultExclusiveCoreIfNeeded: no gpucores and
+    gpumem-percentage 100 -> the webhook sets gpucores 100. node_policy.go ComputeDefaultScore
+    counts those cores: 10 x (1/40 + 100/400 + 15360/61440) = 5.25 for the node holding it, against
+    10 x (2/40 + 0/400 + 24000/61440) = 4.41 for the node holding two 12000 MiB pods; without
+    the cores the first would score 2.75. NodeScoreList.Less + Filter's last element: binpack
+    takes the highest, so the probe joins the exclusive pod's node."""
+    settings = stack({"t4": group("g4dn.12xlarge", 2)},
+                     [svc("whole", gpumemPercentage=100, gpuSchedulerPolicy="binpack"),
+                      svc("big", replicas=2, gpumem=12000, nodeSchedulerPolicy="spread"),
+                      svc("probe", gpumem=1000, nodeSchedulerPolicy="binpack")])
+    placed = where(placement.plan(settings))
+    assert placed["whole-1"][0] == "t4-1"
+    assert {placed["big-1"][0], placed["big-2"][0]} == {"t4-2"}  # spread: the node without cores booked
+    assert placed["probe-1"][0] == "t4-1"
+
+
+def test_percentage_100_next_to_gpumem_is_still_exclusive():
+    """defaultExclusiveCoreIfNeeded looks at the percentage first: present and 100 -> gpucores 100,
+    though gpumem (which wins for memory, Fit: Memreq > 0) leaves 7860 MiB free. Fit then refuses a
+    gpucores-0 pod on a GPU whose cores are all used ("can't allocate core=0 job to an already full
+    GPU")."""
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("a", gpumem=7500), svc("b", gpumem=1000)])
+    a, b = deployment_of(settings, "a"), deployment_of(settings, "b")
+    container_limits(a)[hami.RESOURCE_GPUMEM_PERCENTAGE] = "100"
+    result = run(settings, a, b)
+    assert [(p.pod, p.memory_mib) for p in result.placements] == [("a-1", 7500)]
+    assert [u.service for u in result.unschedulable] == ["b"]
+    assert "not enough free cores" in result.unschedulable[0].reason
+
+
+def test_explicit_gpucores_keeps_a_whole_memory_pod_shareable_by_cores():
+    """defaultExclusiveCoreIfNeeded returns early when gpucores is set: percentage 100 with
+    gpucores 50 books 50 cores, so the GPU is not exclusive (a second pod only lacks memory)."""
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("a", gpumemPercentage=100, gpucores=50)])
+    pod = placement.pods_from_settings(settings)[0]
+    assert (pod.exclusive, pod.cores, pod.memory_on(T4_MIB)) == (False, 50, T4_MIB)
+
+
+def _float32_case(probe_policy: str):
+    """One 4xT4 node. Two exclusive pods (no memory key: gpucores 100, device.go) take GPUs 3 and 2;
+    `a` (1928 MiB) lands on GPU 1 and `b`'s two 196 MiB replicas on GPU 0, all by GPU spread."""
+    settings = stack({"t4": group("g4dn.12xlarge")},
+                     [svc("f", replicas=2, gpumem=7500), svc("a", gpumem=1928, gpuSchedulerPolicy="spread"),
+                      svc("b", replicas=2, gpumem=196, gpuSchedulerPolicy="spread"),
+                      svc("probe", gpumem=3000, gpuSchedulerPolicy=probe_policy)])
+    deps = [deployment_of(settings, s.name) for s in settings.services]
+    without_memory_key(deps[0])
+    return where(run(settings, *deps))
+
+
+def test_gpu_score_is_float32_usage_without_the_request():
+    """gpu_policy.go ComputeScore: GPU 0 holds 2 pods / 392 MiB, GPU 1 one pod / 1928 MiB: in exact
+    arithmetic both score 10 x (0.1 + 1928/15360) = 10 x (0.2 + 392/15360). HAMi computes in
+    float32 and skips the pod's own request (`container.Type` "NVIDIA" never equals the device's
+    registered type), which leaves GPU 0 one ulp lower (2.25520825 < 2.25520849); spread sorts
+    descending and Fit walks from the end, so the probe takes GPU 0. Counting the request would make
+    GPU 0 the higher one, and an exact tie would go to our highest-index convention (GPU 1)."""
+    placed = _float32_case("spread")
+    assert (placed["f-1"], placed["f-2"]) == (("t4-1", 3), ("t4-1", 2))
+    assert placed["a-1"] == ("t4-1", 1)
+    assert placed["b-1"] == placed["b-2"] == ("t4-1", 0)
+    assert placed["probe-1"] == ("t4-1", 0)
+    assert placement.usage_score(2, 10, 0, 100, 392, T4_MIB) < placement.usage_score(1, 10, 0, 100, 1928, T4_MIB)
+
+
+def test_usage_score_matches_an_independent_float32_computation():
+    """The same formula through ctypes' C float (IEEE binary32), one rounding per Go operation."""
+    import ctypes
+
+    def f(x):
+        return ctypes.c_float(x).value
+
+    for used, cores, mem, total in [(1, 0, 7500, T4_MIB), (3, 100, 10362, A10G_MIB), (7, 30, 1607, T4_MIB)]:
+        expected = f(10 * f(f(f(used / 10) + f(cores / 100)) + f(mem / total)))
+        assert placement.usage_score(used, 10, cores, 100, mem, total) == expected
+
+
+def test_registered_type_strings_are_hami_2_10s():
+    """register.go getAPIDevices: "NVIDIA A10G" is registered as nvidia-smi prints it, so a
+    use-gputype of "NVIDIA A10G" matches and the pre-2.8 "NVIDIA-NVIDIA A10G" matches nothing."""
+    settings = stack({"a10g": group("g5.xlarge")}, [svc("x", "A10G", cpu="1", memory="4Gi")])
+    dep = deployment_of(settings, "x")
+    annotations(dep)[hami.ANNOTATION_USE_GPUTYPE] = "nvidia a10g"
+    assert [p.node for p in run(settings, dep).placements] == ["a10g-1"]
+    annotations(dep)[hami.ANNOTATION_USE_GPUTYPE] = "NVIDIA-NVIDIA A10G"
+    result = run(settings, dep)
+    assert result.placements == ()
+    assert "register NVIDIA A10G)" in result.unschedulable[0].reason
+    assert "NVIDIA-NVIDIA" not in result.unschedulable[0].reason.replace("'NVIDIA-NVIDIA A10G'", "")
+
+
+def test_empty_use_gputype_is_no_constraint():
+    """devices.go CheckType: a blank use-gputype value means "no constraint", not "match nothing"."""
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
+    dep = deployment_of(settings, "x")
+    annotations(dep)[hami.ANNOTATION_USE_GPUTYPE] = ""
+    assert [p.node for p in run(settings, dep).placements] == ["t4-1"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("binpack", "binpack"),
+    ("spread", "spread"),
+    ("Binpack", "spread"),   # gpu_policy.go Less: only exactly "binpack" packs; anything else spreads
+    (" binpack", "spread"),  # util.go GetGPUSchedulerPolicyByPod does not trim
+    ("sideways", "spread"),
+])
+def test_gpu_policy_values_as_hami_reads_them(value, expected):
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
+    dep = deployment_of(settings, "x")
+    annotations(dep)[hami.ANNOTATION_GPU_POLICY] = value
+    assert placement.pod_request(dep).gpu_policy == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("spread", "spread"), ("Spread", "binpack"), ("sideways", "binpack"),  # NodeScoreList.Less
+])
+def test_node_policy_values_as_hami_reads_them(value, expected):
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
+    dep = deployment_of(settings, "x")
+    annotations(dep)[hami.ANNOTATION_NODE_POLICY] = value
+    assert placement.pod_request(dep).node_policy == expected
+
+
+@pytest.mark.parametrize("value", ["binpack,numa", "numa", "mutex", "topology-aware"])
+def test_gpu_policies_the_planner_does_not_model_are_refused(value):
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("x")])
+    dep = deployment_of(settings, "x")
+    annotations(dep)[hami.ANNOTATION_GPU_POLICY] = value
+    with pytest.raises(placement.PlanError, match="not modelled"):
+        placement.pod_request(dep)
+
+
+def test_percentage_outside_0_100_is_refused_like_the_webhook_does():
+    settings = stack({"t4": group("g4dn.xlarge")}, [svc("x", gpumemPercentage=50)])
+    dep = deployment_of(settings, "x")
+    container_limits(dep)[hami.RESOURCE_GPUMEM_PERCENTAGE] = "101"
+    with pytest.raises(placement.PlanError, match="validateMemoryPercentage"):
+        placement.pod_request(dep)
+
+
+@pytest.mark.parametrize("policy", ["binpack", "spread"])
+def test_numa_breaks_gpu_ties_towards_the_higher_node(policy):
+    """gpu_policy.go Less: equal scores sort by NUMA ascending; device.go Fit walks from the end, so
+    among equal GPUs the higher NUMA node wins (then our highest-index convention). With GPUs 0-1 on
+    NUMA 1 and 2-3 on NUMA 0 the first pod takes GPU 1, not GPU 3."""
+    settings = stack({"t4": group("g4dn.12xlarge")}, [svc("x", gpuSchedulerPolicy=policy)])
+    node = placement.nodes_from_settings(settings)[0]
+    numa_node = dataclasses.replace(node, instance=dataclasses.replace(node.instance, gpu_numa=(1, 1, 0, 0)))
+    result = placement.simulate([numa_node], placement.pods_from_settings(settings))
+    assert [p.gpu for p in result.placements] == [1]
+
+
+def test_a_node_takes_no_more_pods_than_its_max_pods():
+    """nodeadm eni_max_pods.go: ENIs x (IPv4 per ENI - 1) + 2. A node with 1 ENI of 4 addresses
+    runs 5 pods; 4 are DaemonSets (allocatable.DAEMONSET_PODS), so one replica fits by count."""
+    settings = stack({"t4": group("g4dn.12xlarge")}, [svc("x", replicas=2, gpumem=1000)])
+    node = placement.nodes_from_settings(settings)[0]
+    tiny = dataclasses.replace(node, instance=dataclasses.replace(node.instance, enis=1, ipv4_per_eni=4))
+    assert allocatable.DAEMONSET_PODS == 4
+    result = placement.simulate([tiny], placement.pods_from_settings(settings))
+    assert len(result.placements) == 1
+    assert "max pods" in result.unschedulable[0].reason
+
+
+def test_a_group_of_several_types_is_planned_with_its_smallest_member():
+    settings = stack({"t4": {**group("g4dn.2xlarge"), "instanceTypes": ["g4dn.4xlarge", "g4dn.xlarge"]}},
+                     [svc("x", cpu="3", memory="8Gi")])
+    plan = placement.plan(settings)
+    assert [g.instance_type for g in plan.gpus] == ["g4dn.xlarge"]
+    assert any("planned with its smallest, g4dn.xlarge" in note for note in plan.notes)
+    assert any("g4dn.xlarge" in line for line in placement.guarantees(plan))

@@ -1,0 +1,102 @@
+"""The plan in words: the preflight error and the guarantees a plan does and does not give.
+
+Kept apart from the simulation (hamieks/placement.py) so the rules read without the prose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hamieks.placement import Counterexample, Plan, Unschedulable
+
+# How many pods of a counterexample's arrival order the message spells out.
+ORDER_SHOWN = 24
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7": a service with 500 stuck replicas stays one line."""
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _stuck_lines(unschedulable: Sequence[Unschedulable]) -> list[str]:
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for item in unschedulable:
+        grouped.setdefault((item.service, item.reason), []).append(item.replica)
+    lines = []
+    for (service, reason), replicas in grouped.items():
+        label = "replica" if len(replicas) == 1 else "replicas"
+        lines.append(f"  - {service} {label} {_ranges(replicas)}: {reason}")
+    return lines
+
+
+def _escape_hatch(stack: str | None, consequence: str) -> str:
+    where = f" --stack {stack}" if stack else ""
+    return (f"See the whole plan with `hami-eks plan{where}`; to deploy anyway ({consequence}) "
+            f"set hami-eks:allowUnschedulable to true.")
+
+
+def format_unschedulable(plan: Plan, stack: str | None = None) -> str:
+    """The preflight error: replicas that cannot be placed, or an arrival order that leaves some
+    Pending although the stack order places them all; each with the reason and the fixes."""
+    if not plan.all_placed:
+        total = len(plan.placements) + len(plan.unschedulable)
+        lines = [f"HAMi cannot place {len(plan.unschedulable)} of {total} replicas:"]
+        lines += _stuck_lines(plan.unschedulable)
+        lines.append(_escape_hatch(stack, "those replicas stay Pending"))
+        return "\n".join(lines)
+    example = plan.counterexample
+    if example is None:
+        return "every replica can be placed, in every arrival order tried"
+    return _order_dependent(plan, example, stack)
+
+
+def _order_dependent(plan: Plan, example: Counterexample, stack: str | None) -> str:
+    total = len(plan.placements)
+    stuck = len(example.unschedulable)
+    others = [s for s in example.competing if s not in {u.service for u in example.unschedulable}]
+    groups = ", ".join(example.groups)
+    shown = ", ".join(example.order[:ORDER_SHOWN]) + (", ..." if len(example.order) > ORDER_SHOWN else "")
+    lines = [
+        f"HAMi may leave replicas Pending depending on the order their pods arrive: in stack order all "
+        f"{total} replicas fit, but pods are created concurrently, and in another order a rollout can "
+        f"produce ({example.name}) {stuck} of them stay Pending:",
+        *_stuck_lines(example.unschedulable),
+        f"  arrival order: {shown}",
+        f"The services competing for node group(s) {groups}: {', '.join(example.competing)}"
+        + (f" ({', '.join(others)} took the room first)" if others else "") + ".",
+        f"Fix: add capacity (a larger desiredSize or instance type for {groups}), or give the competing "
+        f"services separate node groups via each service's `nodeGroup`.",
+        _escape_hatch(stack, "some replicas may stay Pending"),
+    ]
+    return "\n".join(lines)
+
+
+def guarantees(plan: Plan) -> list[str]:
+    """Which of the plan's promises hold, one line each, for the text report."""
+    checked = plan.orders
+    if not plan.all_placed:
+        return ["Every replica placed: no - some cannot be placed even in stack order (see below)"]
+    if not plan.order_robust:
+        return ["Every replica placed: only in some arrival orders - another order a rollout can produce "
+                "leaves replicas Pending (see below)"]
+    how = ("every possible arrival order" if checked.exhaustive
+           else f"each of {checked.tried} arrival orders tried (stack, reverse, round-robin, slow-start bursts, "
+                f"largest/smallest first, seeded shuffles)")
+    lines = [f"Every replica placed: yes, in {how}"]
+    if checked.sharing_robust:
+        lines.append("Which services share a GPU: the same in every order tried")
+    else:
+        lines.append("Which pods share a GPU: as printed only in stack order; other arrival orders pair them "
+                     "differently")
+    lines.append("Which node and GPU index: our tie convention (first node in stack order, highest GPU index); "
+                 "HAMi breaks ties at random, so a live cluster may use another, equally scored node or GPU")
+    lines += [f"Note: {note}" for note in plan.notes]
+    return lines
