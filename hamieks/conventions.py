@@ -57,3 +57,5 @@ ACCELERATOR_LABEL_KEY = "accelerator"
 # Keeps system pods off the expensive GPU nodes; model servers tolerate it.
 GPU_TAINT = Taint("nvidia.com/gpu", "present", "NoSchedule")
 SYSTEM_NODE_LABEL = Label("role", "system")
+# Every model server asks HAMi for one vGPU (a slice of one physical GPU).
+GPUS_PER_POD = 1

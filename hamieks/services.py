@@ -6,9 +6,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hamieks import catalog, hami, quantity, versions
-from hamieks.config_values import DNS_LABEL, Problems, as_int, as_json, as_str, as_str_list, config_key, read_field, unknown_fields
-from hamieks.errors import UnknownInstanceType
+from hamieks import hami, quantity, versions, vllm_args
+from hamieks.config_values import (
+    DNS_LABEL,
+    Problems,
+    as_int,
+    as_json,
+    as_str,
+    as_str_list,
+    config_key,
+    read_field,
+    unknown_fields,
+)
+from hamieks.conventions import GPUS_PER_POD
 from hamieks.node_groups import NodeGroupSettings
 
 _SERVICE_FIELDS = {
@@ -103,20 +113,23 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
         problems.add(f"{key}.startupTimeoutSeconds", f"{startup}s cannot cover a model download and load; use 600 or more")
 
     group = _resolve_group(problems, key, gpu_type, wanted_group, groups)
-    if group is not None:
-        gpu = group.gpu
-        if gpumem is not None and gpumem > gpu.memory_mib:
-            problems.add(f"{key}.gpumem", f"{gpumem} MiB is more than a whole {gpu.short} has as HAMi sees it "
-                                          f"({gpu.memory_mib} MiB); lower gpumem or use a larger GPU")
-        if catalog.needs_cuda12_image(gpu) and not image.endswith("-cu129"):
-            problems.add(f"{key}.image", f"{gpu.short} (Volta) is not supported by CUDA 13 vLLM images; "
-                                         f"use the -cu129 variant, e.g. {versions.VLLM_IMAGE}-cu129")
-    return ServiceSettings(
+    service = ServiceSettings(
         name=name, model=model, gpu_type=gpu_type, node_group=group.name if group else "",
         replicas=replicas, gpumem=gpumem, gpumem_percentage=pct, args=args, image=image,
         gpucores=gpucores, node_scheduler_policy=node_policy, gpu_scheduler_policy=gpu_policy,
         cpu=cpu, memory=memory, shm_size=shm, startup_timeout_seconds=startup,
     )
+    if group is not None:
+        gpu = group.gpu
+        if gpumem is not None and gpumem > gpu.memory_mib:
+            problems.add(f"{key}.gpumem", f"{gpumem} MiB is more than a whole {gpu.short} has as HAMi sees it "
+                                          f"({gpu.memory_mib} MiB); lower gpumem or use a larger GPU")
+        # vLLM under HAMi: the args, the model id and the GPU's architecture (hamieks/vllm_args.py).
+        for field_name, message in vllm_args.problems(service, gpu, GPUS_PER_POD):
+            problems.add(f"{key}.{field_name}", message)
+    elif model and (model_error := vllm_args.model_problem(model)):
+        problems.add(f"{key}.model", model_error)
+    return service
 
 
 def _resolve_group(problems: Problems, key: str, gpu_type: str, wanted: str | None,
