@@ -1,0 +1,63 @@
+"""`python -m hamieks preflight --stack NAME [--json]`: is the AWS account ready for this stack?
+
+Asks AWS (boto3; AWS_PROFILE, the stack's aws:region, AWS_ENDPOINT_URL honoured) what would
+otherwise fail twenty minutes into `pulumi up`: who the credentials are, whether every instance
+type exists with the GPUs we plan for, whether enough zones offer them, whether the vCPU quotas
+cover the node groups at maxSize, whether EKS offers the Kubernetes version. See
+hamieks/aws/preflight.py. Exit 0 all good, 1 a check failed, 2 no usable credentials, AWS
+unreachable or the stack unreadable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from hamieks import stackfiles
+from hamieks.aws.preflight import Check, run_preflight
+from hamieks.aws.session import Aws, stack_profile, translated_errors
+from hamieks.errors import HamiEksError
+from hamieks.settings import load_settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"ok": bool, "checks": [{"name", "target", "ok", "detail"}]}')
+    parser.add_argument("--project-dir", type=Path, default=stackfiles.project_dir_default(),
+                        help="directory holding Pulumi.yaml (default: this repository)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = stackfiles.load_stack_config(args.project_dir, args.stack)
+        settings = load_settings(config)
+        aws = Aws(settings.region, profile=stack_profile(config))
+        with translated_errors("preflight"):
+            checks = run_preflight(aws, settings)
+    except HamiEksError as exc:
+        print(f"preflight: {exc}", file=sys.stderr)
+        return 2
+    ok = all(check.ok for check in checks)
+    if args.json:
+        print(json.dumps({"ok": ok, "checks": [check.to_dict() for check in checks]}, indent=2))
+    else:
+        print_report(checks, args.stack, sys.stdout)
+    return 0 if ok else 1
+
+
+def print_report(checks: list[Check], stack: str, out: TextIO) -> None:
+    rows = [("OK" if c.ok else "FAIL", c.name, c.target) for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"Preflight of stack {stack}", file=out)
+    for row, check in zip(rows, checks, strict=True):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out)
+        print(f"    {check.detail}", file=out)
+    failed = sum(1 for c in checks if not c.ok)
+    if failed:
+        print(f"{failed} of {len(checks)} checks failed: fix them before `pulumi up`.", file=out)
+    else:
+        print(f"All {len(checks)} checks passed.", file=out)
