@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
+from components.node_launch_template import hardened_launch_template, node_group_template
 from hamieks.conventions import GPU_TAINT
 from hamieks.node_groups import NodeGroupSettings
 
@@ -26,18 +27,28 @@ class GpuNodeGroupArgs:
     subnet_ids: pulumi.Input[list[str]]
     group: NodeGroupSettings
     tags: dict[str, str]
+    # What must exist before a node joins (Cluster.node_prerequisites): the VPC CNI's Pod Identity
+    # association and agent, or aws-node on the new node starts without AWS credentials.
+    prerequisites: tuple[pulumi.Resource, ...] = ()
 
 
 class GpuNodeGroup(pulumi.ComponentResource):
-    """Creates: an `eks.ManagedNodeGroup` on the AL2023 NVIDIA AMI with the group's instance
-    types, scaling, disk and capacity type, labels `gpu=on` (HAMi's device plugin selects it)
-    and `accelerator=<group>`, and the `nvidia.com/gpu=present:NoSchedule` taint."""
+    """Creates: a launch template (IMDSv2 at hop limit 1, encrypted gp3 root volume of the group's
+    disk size, no SSH key) and an `eks.ManagedNodeGroup` from it on the AL2023 NVIDIA AMI with the
+    group's instance types, scaling and capacity type, labels `gpu=on` (HAMi's device plugin
+    selects it) and `accelerator=<group>`, and the `nvidia.com/gpu=present:NoSchedule` taint."""
 
     node_group: eks.ManagedNodeGroup
 
     def __init__(self, name: str, args: GpuNodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hami-eks:gpu:GpuNodeGroup", name, None, opts)
         group = args.group
+        # The disk size lives in the template: EKS refuses diskSize beside a launch template.
+        # Switching an existing group from diskSize to a template replaces it (EKS cannot add a
+        # template to a group created without one); the new group is created before the old one
+        # is drained and deleted.
+        self.launch_template = hardened_launch_template(
+            name, group.disk_size_gib, args.tags, pulumi.ResourceOptions(parent=self))
         self.node_group = eks.ManagedNodeGroup(
             f"{name}-nodes",
             cluster=args.cluster,
@@ -45,7 +56,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             ami_type=GPU_AMI_TYPE,
             instance_types=list(group.instance_types),
             capacity_type=group.capacity_type,
-            disk_size=group.disk_size_gib,
+            launch_template=node_group_template(self.launch_template),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 desired_size=group.desired_size, min_size=group.min_size, max_size=group.max_size),
             subnet_ids=args.subnet_ids,
@@ -54,6 +65,6 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 key=GPU_TAINT.key, value=GPU_TAINT.value, effect=GPU_TAINT.eks_effect,
             )],
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.prerequisites)),
         )
         self.register_outputs({})

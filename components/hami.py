@@ -8,32 +8,36 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from hamieks import versions
+from components import kube_objects
+from hamieks import hami_values, versions
 
 
 @dataclass(frozen=True)
 class HamiArgs:
     chart_version: str
     values: dict[str, Any]
-    namespace: str = "kube-system"
+    namespace: str = hami_values.RELEASE_NAMESPACE
 
 
 class Hami(pulumi.ComponentResource):
     """Creates: a `k8s.helm.v3.Release` of the pinned HAMi chart in kube-system that waits until
     its workloads and hook jobs (the webhook certificate) are ready, so anything depending on
-    this component is created only once the webhook can route GPU pods to hami-scheduler."""
+    this component is created only once the webhook can route GPU pods to hami-scheduler; and
+    the PodDisruptionBudget that keeps one of its two scheduler replicas through node drains
+    (the chart has none), created before the release so no drain can catch it unprotected."""
 
     release: k8s.helm.v3.Release
     status: pulumi.Output[Any]
 
     def __init__(self, name: str, args: HamiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hami-eks:hami:Hami", name, None, opts)
+        budget = kube_objects.create(hami_values.scheduler_pod_disruption_budget(), pulumi.ResourceOptions(parent=self))
         # A real Release, not a rendered template: the chart creates its webhook certificate
         # in install hooks, which only Helm runs.
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             k8s.helm.v3.ReleaseArgs(
-                name="hami",
+                name=hami_values.RELEASE_NAME,
                 chart=versions.HAMI_CHART_NAME,
                 version=args.chart_version,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.HAMI_CHART_REPO),
@@ -45,7 +49,7 @@ class Hami(pulumi.ComponentResource):
                 cleanup_on_fail=True,
                 timeout=900,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[budget]),
         )
         self.status = self.release.status
         self.register_outputs({"status": self.status})

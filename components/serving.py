@@ -16,11 +16,14 @@ from hamieks.settings import Settings
 class ModelServingArgs:
     settings: Settings
     hf_token: pulumi.Output[str] | None
+    # The ECR pull-through cache's registry host when `ecrPullThroughCache` is on.
+    image_registry: str | None = None
 
 
 class ModelServing(pulumi.ComponentResource):
-    """Creates: the serving namespace (labelled for HAMi's webhook), the Hugging Face token
-    Secret when `hfToken` is set, and one VllmService per configured service."""
+    """Creates: the serving namespace (labelled for HAMi's webhook and Pod Security "baseline"),
+    the Hugging Face token Secret when `hfToken` is set, the ingress NetworkPolicy, the servers'
+    token-less ServiceAccount, and one VllmService per configured service."""
 
     def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hami-eks:serving:ModelServing", name, None, opts)
@@ -33,7 +36,8 @@ class ModelServing(pulumi.ComponentResource):
             kube_objects.create(obj, pulumi.ResourceOptions(parent=self, depends_on=[namespace_resource]))
             for obj in rest)]
         self.services = {
-            svc.name: VllmService(svc.name, VllmServiceArgs(settings=settings, service=svc),
+            svc.name: VllmService(svc.name, VllmServiceArgs(settings=settings, service=svc,
+                                                            image_registry=args.image_registry),
                                   opts=pulumi.ResourceOptions(parent=self, depends_on=shared))
             for svc in settings.services
         }

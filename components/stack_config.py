@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 
-from hamieks.config_values import PROJECT, config_key
+from hamieks.config_values import PROJECT, SECRET_PRESENT, config_key
 from hamieks.settings import CONFIG_KEYS, STRUCTURED_KEYS
 
 
@@ -22,9 +22,11 @@ def read() -> tuple[dict[str, Any], pulumi.Output[str] | None]:
     hf_token = None
     for spec in CONFIG_KEYS:
         if spec.secret:
-            # Only presence is checked in plain text; the value travels as a secret Output.
-            if pulumi.runtime.get_config(config_key(spec.name)):
-                values[config_key(spec.name)] = "<secret>"
+            # Only presence (and whether the stack file encrypts it) reaches the settings; the
+            # value travels as a secret Output and never enters the mapping.
+            key = config_key(spec.name)
+            if pulumi.runtime.get_config(key):
+                values[key] = SECRET_PRESENT if pulumi.runtime.is_config_secret(key) else "<plaintext>"
                 hf_token = cfg.get_secret(spec.name)
         elif (raw := cfg.get(spec.name)) is not None:
             values[config_key(spec.name)] = raw

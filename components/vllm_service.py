@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
 from components import kube_objects
-from hamieks import workloads
+from hamieks import registry_mirror, workloads
 from hamieks.services import ServiceSettings
 from hamieks.settings import Settings
-
 
 
 @dataclass(frozen=True)
 class VllmServiceArgs:
     settings: Settings
     service: ServiceSettings
+    # The ECR pull-through cache's registry host when `ecrPullThroughCache` is on.
+    image_registry: str | None = None
 
 
 class VllmService(pulumi.ComponentResource):
@@ -33,6 +35,17 @@ class VllmService(pulumi.ComponentResource):
         per_replica = workloads.rollout_timeout_seconds(args.service)
         child = pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(
             create=f"{per_replica}s", update=f"{per_replica * max(1, args.service.replicas)}s"))
-        self.resources = [kube_objects.create(obj, child)
-                          for obj in workloads.service_objects(args.settings, args.service)]
+        objects = workloads.service_objects(args.settings, args.service)
+        if args.image_registry is not None:
+            for obj in objects:
+                _pull_through(obj, args.image_registry)
+        self.resources = [kube_objects.create(obj, child) for obj in objects]
         self.register_outputs({})
+
+
+def _pull_through(obj: dict[str, Any], host: str) -> None:
+    """Point every container of a workload object at the pull-through cache."""
+    if obj["kind"] != "Deployment":
+        return
+    for container in obj["spec"]["template"]["spec"]["containers"]:
+        container["image"] = registry_mirror.mirrored(container["image"], host)

@@ -1,4 +1,5 @@
-"""The values the HAMi Helm release is installed with, built from hamieks.hami and the settings.
+"""The values the HAMi Helm release is installed with, built from hamieks.hami and the settings,
+and the PodDisruptionBudget the chart does not ship.
 
 Every key is documented in the chart's values.yaml (chart 2.10.0). The values that must agree
 with the planner (default policies, deviceSplitCount, the webhook's namespaceSelector) come
@@ -7,27 +8,71 @@ from hamieks.hami, so flipping one there changes the release and the plan togeth
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from hamieks import hami
-from hamieks.conventions import GPU_NODE_LABEL, GPU_TAINT
+from hamieks import hami, registry_mirror, versions
+from hamieks.conventions import GPU_NODE_LABEL, GPU_TAINT, SYSTEM_NODE_LABEL
 from hamieks.settings import Settings
 
+RELEASE_NAME = "hami"
+RELEASE_NAMESPACE = "kube-system"
+# The webhook fails closed for the serving namespace, so while no scheduler pod is ready no GPU
+# pod can be created. Two leader-elected replicas: the kube-scheduler containers share one Lease
+# (templates/scheduler/configmap.yaml leaderElection.resourceName), only the leader schedules, and
+# its extender recognises itself as leader by that Lease (pkg/util/leaderelection isHolderOf). The
+# webhook itself is stateless and both replicas serve it: /readyz answers 200 on a follower too
+# (pkg/scheduler/routes/route.go ReadyzRoute), so the Service keeps an endpoint while one pod is
+# replaced and admission never stalls on a leader change.
+SCHEDULER_REPLICAS = 2
+# The chart's scheduler pod selector labels (templates/_helpers.tpl hami-vgpu.selectorLabels plus
+# the component label of templates/scheduler/deployment.yaml).
+SCHEDULER_SELECTOR = {
+    "app.kubernetes.io/component": "hami-scheduler",
+    "app.kubernetes.io/name": versions.HAMI_CHART_NAME,
+    "app.kubernetes.io/instance": RELEASE_NAME,
+}
+PDB_NAME = "hami-scheduler"
 
-def release_values(settings: Settings) -> dict[str, Any]:
-    del settings  # every GPU group carries the same label and taint (settings.GPU_*)
-    return {
+# Chart 2.10.0's image roots (values.yaml) and the registry each pulls from by default; an
+# ECR pull-through cache must rewrite every one of them. kube-scheduler's is ours (registry.k8s.io).
+CHART_IMAGES: dict[tuple[str, ...], tuple[str, str]] = {
+    ("scheduler", "kubeScheduler", "image"): ("registry.k8s.io", "kube-scheduler"),
+    ("scheduler", "extender", "image"): ("docker.io", "projecthami/hami"),
+    ("scheduler", "patch", "image"): ("docker.io", "jettech/kube-webhook-certgen"),
+    ("scheduler", "patch", "imageNew"): ("docker.io", "liangjw/kube-webhook-certgen"),
+    ("devicePlugin", "image"): ("docker.io", "projecthami/hami"),
+    ("devicePlugin", "monitor", "image"): ("docker.io", "projecthami/hami"),
+}
+
+
+def kube_scheduler_tag(kubernetes_version: str) -> str:
+    """The kube-scheduler tag for the cluster's minor version (see versions.KUBE_SCHEDULER_TAGS)."""
+    return versions.KUBE_SCHEDULER_TAGS[kubernetes_version]
+
+
+def release_values(settings: Settings, image_registry: str | None = None) -> dict[str, Any]:
+    """The release values; with `image_registry` (an ECR pull-through cache host) every image the
+    chart runs is pulled through that cache instead of from Docker Hub and registry.k8s.io."""
+    values: dict[str, Any] = {
         "scheduler": {
             "kubeScheduler": {
                 "image": {
                     # The chart defaults to an Aliyun mirror; EKS nodes pull from registry.k8s.io
-                    # reliably. The tag stays empty so the chart derives it from the live cluster
-                    # (v1.35.x-eks-... -> v1.35.x) when the release is rendered.
+                    # reliably. The tag follows kubernetesVersion: left empty, the chart would
+                    # derive it once, when the release is rendered, and keep it across upgrades.
                     "registry": "registry.k8s.io",
                     "repository": "kube-scheduler",
-                    "tag": "",
+                    "tag": kube_scheduler_tag(settings.kubernetes_version),
                 },
             },
+            "leaderElect": True,
+            "replicas": SCHEDULER_REPLICAS,
+            # On the system node group: the chart already prefers one scheduler pod per node
+            # (preferred podAntiAffinity on kubernetes.io/hostname when leaderElect), so two
+            # replicas land on the two system nodes. Preferred, not required: a rolling update
+            # surges a third pod, which required anti-affinity could not place on two nodes.
+            "nodeSelector": SYSTEM_NODE_LABEL.as_dict(),
             # HAMi's defaults, stated so the planner and the cluster agree on them.
             "defaultSchedulerPolicy": {
                 "nodeSchedulerPolicy": hami.DEFAULT_NODE_POLICY,
@@ -35,12 +80,15 @@ def release_values(settings: Settings) -> dict[str, Any]:
             },
             "admissionWebhook": {
                 # Fail closed: a GPU pod admitted while the webhook is down bypasses hami-scheduler
-                # and sits Pending forever. Scoped by namespace label so an outage can never block
-                # system pods (hami-scheduler itself runs in kube-system); hami-eks labels its
-                # workload namespace.
+                # and sits Pending forever, or worse, lands on a GPU without HAMi's memory limit.
+                # Scoped by namespace label so an outage can never block system pods
+                # (hami-scheduler itself runs in kube-system); hami-eks labels its workload
+                # namespace. Failing closed is safe only with the two replicas and the PDB above.
                 "failurePolicy": hami.WEBHOOK_FAILURE_POLICY,
                 "namespaceSelector": {"matchLabels": {hami.WEBHOOK_SCOPE_LABEL[0]: hami.WEBHOOK_SCOPE_LABEL[1]}},
             },
+            # The certificate job runs once per install/upgrade; keep it off the GPU nodes too.
+            "patch": {"nodeSelector": SYSTEM_NODE_LABEL.as_dict()},
             # The chart's default NodePort opens the webhook (31998) and metrics (31993) on every
             # node. The API server reaches the webhook through the Service and kube-scheduler calls
             # the extender on localhost, so ClusterIP is all HAMi needs.
@@ -56,4 +104,41 @@ def release_values(settings: Settings) -> dict[str, Any]:
             "nvidiaNodeSelector": GPU_NODE_LABEL.as_dict(),
             "tolerations": [GPU_TAINT.toleration()],
         },
+    }
+    if image_registry is not None:
+        values = through_registry(values, image_registry)
+    return values
+
+
+def through_registry(values: dict[str, Any], host: str) -> dict[str, Any]:
+    """The values with every chart image pulled through the cache at `host`.
+
+    global.imageRegistry replaces each image's registry (templates/_commons.tpl
+    common.images.image); each repository gains the cache rule's prefix.
+    """
+    values = copy.deepcopy(values)
+    values.setdefault("global", {})["imageRegistry"] = host
+    for path, (registry, repository) in CHART_IMAGES.items():
+        upstream = registry_mirror.upstream_for(registry)
+        assert upstream is not None, f"no pull-through rule for {registry}"
+        node = values
+        for key in path:
+            node = node.setdefault(key, {})
+        node["repository"] = f"{upstream.prefix}/{node.get('repository', repository)}"
+        node.pop("registry", None)
+    return values
+
+
+def scheduler_pod_disruption_budget() -> dict[str, Any]:
+    """Keeps one hami-scheduler pod running through node drains (chart 2.10.0 ships no PDB).
+
+    A voluntary eviction of the last ready replica would make every GPU pod create fail while
+    the webhook is fail-closed; with minAvailable 1 a drain waits for the other replica instead.
+    """
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": PDB_NAME, "namespace": RELEASE_NAMESPACE,
+                     "labels": {"app.kubernetes.io/part-of": "hami-eks"}},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(SCHEDULER_SELECTOR)}},
     }

@@ -11,20 +11,22 @@ import math
 from typing import Any
 
 from hamieks import hami
-from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_TAINT
+from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_TAINT, GPUS_PER_POD
 from hamieks.services import ServiceSettings
 from hamieks.settings import Settings
 
-# Pods in a namespace carrying this label may call the model servers (the NetworkPolicy lets in
-# only the servers' own namespace otherwise): `kubectl label ns <ns> hami-eks.io/llm-client=allowed`.
+# Only clients may call the model servers: pods carrying this label, in the servers' namespace, or
+# any pod of a namespace carrying it (`kubectl label ns <ns> hami-eks.io/llm-client=allowed`).
 CLIENT_NAMESPACE_LABEL = ("hami-eks.io/llm-client", "allowed")
+CLIENT_POD_LABEL = CLIENT_NAMESPACE_LABEL
 NETWORK_POLICY_NAME = "vllm-ingress"
+# The servers' own service account, which mounts no API token (vLLM never calls the API server).
+SERVICE_ACCOUNT_NAME = "vllm"
+# Pod Security Admission level of the serving namespace (see namespace()).
+POD_SECURITY_LEVEL = "baseline"
 
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_SECRET_KEY = "token"
-# Weights live on the node's data disk, so a restarted pod, and every replica on that node,
-# finds them already downloaded (huggingface_hub locks files, so concurrent replicas are safe).
-MODEL_CACHE_HOST_PATH = "/var/lib/hami-eks/hf-cache"
 MODEL_CACHE_MOUNT = "/models/hf-cache"
 HEALTH_PATH = "/health"
 STARTUP_PROBE_PERIOD_SECONDS = 10
@@ -46,24 +48,29 @@ def namespace(settings: Settings) -> dict[str, Any]:
             "labels": {
                 **PART_OF,
                 hami.WEBHOOK_SCOPE_LABEL[0]: hami.WEBHOOK_SCOPE_LABEL[1],
-                # The node-local model cache is a hostPath volume, which Pod Security "baseline"
-                # forbids, so the namespace is explicitly "privileged". A `warn: baseline` label
-                # would fire on every Deployment forever and hide real drift. Everything else in
-                # the pod (no privilege escalation, all capabilities dropped, RuntimeDefault
-                # seccomp, no host namespaces) stays within baseline; checkov guards it.
-                "pod-security.kubernetes.io/enforce": "privileged",
+                # "baseline" is the strictest level vLLM runs under: no hostPath (the model
+                # cache is an emptyDir), no host namespaces, no privilege, no added capabilities.
+                # "restricted" would also demand runAsNonRoot, and the vLLM image is built to run
+                # as root (HOME=/root, JIT caches) beside HAMi-core's root-owned host mounts
+                # (/usr/local/vgpu, the vgpulock directory the device plugin adds), which a
+                # non-root process cannot use: an untested combination on a GPU that costs
+                # dollars an hour. Enforced, so a hostPath or privileged pod is refused here.
+                "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
             },
         },
     }
 
 
 def network_policy(settings: Settings) -> dict[str, Any]:
-    """Ingress to the model servers: port 8000 only, from their own namespace or labelled ones.
+    """Ingress to the model servers: port 8000 only, and only from clients: pods labelled
+    hami-eks.io/llm-client=allowed in the servers' namespace, or any pod of a namespace with
+    that label. Servers never call each other, so the rest of the namespace is not let in either.
 
     `kubectl port-forward` tunnels through the kubelet into the pod and is not subject to
     NetworkPolicy, and kubelet probes come from the node, which NetworkPolicy always allows; so
-    neither needs a rule. Egress stays open: servers download weights from Hugging Face.
-    On EKS the policy is enforced only when the VPC CNI runs with enableNetworkPolicy=true.
+    neither needs a rule. Egress stays open: servers download weights from Hugging Face, whose
+    CDN addresses no policy can list. On EKS the policy is enforced only when the VPC CNI runs
+    with enableNetworkPolicy=true.
     """
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -76,12 +83,22 @@ def network_policy(settings: Settings) -> dict[str, Any]:
             "policyTypes": ["Ingress"],
             "ingress": [{
                 "from": [
-                    {"podSelector": {}},
+                    {"podSelector": {"matchLabels": {CLIENT_POD_LABEL[0]: CLIENT_POD_LABEL[1]}}},
                     {"namespaceSelector": {"matchLabels": {CLIENT_NAMESPACE_LABEL[0]: CLIENT_NAMESPACE_LABEL[1]}}},
                 ],
                 "ports": [{"protocol": "TCP", "port": VLLM_PORT}],
             }],
         },
+    }
+
+
+def service_account(settings: Settings) -> dict[str, Any]:
+    """The servers' service account: no API token is mounted into its pods unless a pod asks."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": SERVICE_ACCOUNT_NAME, "namespace": settings.namespace, "labels": dict(PART_OF)},
+        "automountServiceAccountToken": False,
     }
 
 
@@ -111,7 +128,7 @@ def pod_annotations(service: ServiceSettings) -> dict[str, str]:
 
 def gpu_limits(service: ServiceSettings) -> dict[str, Any]:
     """One vGPU plus exactly one memory key; HAMi reads quantities, the reference quotes them."""
-    limits: dict[str, Any] = {hami.RESOURCE_GPU: 1}
+    limits: dict[str, Any] = {hami.RESOURCE_GPU: GPUS_PER_POD}
     if service.gpumem is not None:
         limits[hami.RESOURCE_GPUMEM] = str(service.gpumem)
     else:
@@ -182,8 +199,8 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "securityContext": {
             # Root, as the vLLM image is built: it writes JIT and compile caches (Triton,
-            # torch.compile, FlashInfer) under $HOME=/root and /tmp, and must write the root-owned
-            # hostPath model cache. Root without capabilities or escalation gains nothing more.
+            # torch.compile, FlashInfer) under $HOME=/root and /tmp, and HAMi-core's host mounts
+            # are root-owned. Root without capabilities or escalation gains nothing more.
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
         },
@@ -210,7 +227,8 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
                 "spec": {
                     "nodeSelector": {ACCELERATOR_LABEL_KEY: service.node_group},
                     "tolerations": [GPU_TAINT.toleration()],
-                    # vLLM never calls the Kubernetes API.
+                    # vLLM never calls the Kubernetes API: its own account, and no token.
+                    "serviceAccountName": SERVICE_ACCOUNT_NAME,
                     "automountServiceAccountToken": False,
                     # Service links inject <SERVICE>_PORT variables; vLLM reads VLLM_* variables,
                     # and a Service named "vllm" would set VLLM_PORT=tcp://... and break it.
@@ -222,11 +240,13 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
                         # NCCL and the tokenizer workers use shared memory; the runtime's
                         # default 64 MiB /dev/shm crashes them. Memory-backed, so capped.
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": service.shm_size}},
-                        # Node-local, on the node group's root (data) disk: survives pod restarts
-                        # and is shared by every replica on the node. A PVC would be zonal and
-                        # ReadWriteOnce (one node), EFS needs another CSI driver; kubelet creates
-                        # the directory root-owned, one reason the container runs as root.
-                        {"name": "model-cache", "hostPath": {"path": MODEL_CACHE_HOST_PATH, "type": "DirectoryOrCreate"}},
+                        # On the node's root disk, for the pod's lifetime: a container restart
+                        # (crash, liveness, OOM) finds the weights already there; a new pod
+                        # downloads them again (1.5B fp16 ~3 GB, 7B AWQ ~4.5 GB: a minute or two
+                        # through the NAT). A hostPath shared by all pods on the node would save
+                        # that, but hostPath is a path onto the host that Pod Security "baseline"
+                        # forbids; a PVC is zonal and ReadWriteOnce, EFS needs another driver.
+                        {"name": "model-cache", "emptyDir": {}},
                     ],
                 },
             },
@@ -281,6 +301,7 @@ def namespace_objects(settings: Settings, hf_token: Any = None) -> list[dict[str
     if hf_token is not None:
         objects.append(hf_token_secret(settings, hf_token))
     objects.append(network_policy(settings))
+    objects.append(service_account(settings))
     return objects
 
 
