@@ -7,22 +7,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 STACK ?= demo
-# Without `pulumi login`, state goes to a local file backend inside the project.
-PULUMI_LOCAL_BACKEND := file://$(CURDIR)/.pulumi-state
 
-.PHONY: help venv test bench plan render up preview destroy outputs clean
+.PHONY: help venv test bench plan render preflight leaks up preview destroy outputs clean
 
 help:
 	@echo "make up       deploy stack STACK=$(STACK) (needs the Pulumi CLI and AWS credentials)"
 	@echo "make plan     offline: where every replica lands, GPU memory use and \$$/hour"
 	@echo "make test     the whole offline test suite"
-	@echo "make bench    placement planner benchmark"
-	@echo "make destroy  delete everything the stack created"
+	@echo "make bench    placement planner and rightsize benchmarks"
+	@echo "make destroy  delete everything the stack created, then list what AWS still holds (leaks)"
+	@echo "make preflight  AWS account ready for STACK=$(STACK)? credentials, types/GPUs, zones, vCPU quotas, EKS version"
+	@echo "make leaks      after destroy: what the cluster left in the account, with delete commands"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# The `hami-eks` command, from this checkout (edits take effect without reinstalling).
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -41,33 +43,23 @@ test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_placement.py
+	$(PY) bench/bench_rightsize.py
 
 plan: $(VENV)/.installed
-	$(PY) -m hamieks plan --stack $(STACK)
+	@$(VENV)/bin/hami-eks plan --stack $(STACK)
 
 render: $(VENV)/.installed
-	$(PY) -m hamieks render --stack $(STACK)
+	@$(VENV)/bin/hami-eks render --stack $(STACK)
+
+preflight leaks: $(VENV)/.installed
+	@$(VENV)/bin/hami-eks $@ --stack $(STACK)
 
 # --- with AWS credentials and the Pulumi CLI -------------------------------------------------
-define pulumi_env
-	command -v pulumi >/dev/null || { echo "Pulumi CLI not found: https://www.pulumi.com/docs/install/"; exit 1; }; \
-	if ! pulumi whoami >/dev/null 2>&1; then mkdir -p .pulumi-state; export PULUMI_BACKEND_URL=$(PULUMI_LOCAL_BACKEND); \
-	  export PULUMI_CONFIG_PASSPHRASE="$${PULUMI_CONFIG_PASSPHRASE-}"; fi; \
-	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK);
-endef
-
-# The program runs the placement preflight itself, before it creates anything.
-up: $(VENV)/.installed
-	@$(pulumi_env) pulumi up --yes --stack $(STACK)
-
-preview: $(VENV)/.installed
-	@$(pulumi_env) pulumi preview --stack $(STACK)
-
-outputs:
-	@$(pulumi_env) pulumi stack output --stack $(STACK)
-
-destroy:
-	@$(pulumi_env) pulumi destroy --yes --stack $(STACK)
+# scripts/stack.sh refuses a stack without its Pulumi.<stack>.yaml before calling Pulumi, shows
+# the plan and $/hour and asks before `up` and `destroy` (YES=1 or CI skips the question).
+# make itself exits 2 whenever a step fails; the step's own exit code is printed above that.
+up preview outputs destroy: $(VENV)/.installed
+	@bash scripts/stack.sh $@ $(STACK)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .benchmarks

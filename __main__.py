@@ -12,12 +12,17 @@ from components import stack_config
 from components.cluster import Cluster, ClusterArgs
 from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from components.hami import Hami, HamiArgs
+from components.image_cache import ImageCache, ImageCacheArgs
 from components.network import Network, NetworkArgs
 from components.serving import ModelServing, ModelServingArgs
-from hamieks import cost, hami_values, outputs, placement, settings as settings_mod, zones
+from hamieks import cost, hami_values, outputs, placement, risks, zones
 from hamieks import network as network_plan
+from hamieks import settings as settings_mod
+from hamieks.aws import pricing as aws_pricing
+from hamieks.aws import session as aws_session
 from hamieks.conventions import SYSTEM_NODE_LABEL
 from hamieks.errors import HamiEksError
+from hamieks.modelfit import report as modelfit_report
 
 # ---- settings and preflight (no resources yet) ----------------------------------------------
 config, hf_token = stack_config.read()
@@ -25,13 +30,17 @@ try:
     settings = settings_mod.load_settings(config)
     # Simulate HAMi before paying for anything: a replica that cannot be placed would sit
     # Pending after a twenty-minute, dollars-an-hour deploy.
-    plan = placement.plan(settings)
+    # Live prices where AWS answers (hami-eks:prices), the recorded table otherwise.
+    prices, price_note = aws_pricing.price_lookup(settings.prices, settings.region, aws_session.stack_profile(config))
+    plan = placement.plan(settings, prices=prices)
+    # ... and whether each model loads in its slice: a misfit crash-loops after the same wait.
+    fits = modelfit_report.model_fits(settings)
     offerings = aws.ec2.get_instance_type_offerings(
         location_type="availability-zone",
         filters=[aws.ec2.GetInstanceTypeOfferingsFilterArgs(name="instance-type", values=list(settings.instance_types))],
     )
     zone_names = zones.choose_availability_zones(
-        zip(offerings.instance_types, offerings.locations), settings.instance_types,
+        zip(offerings.instance_types, offerings.locations, strict=True), settings.instance_types,
         settings.availability_zone_count, settings.region)
     # EKS makes whoever creates the cluster an admin (pulumi-eks always bootstraps the creator),
     # so the deployer needs no access entry, and one for the same principal fails with a 409.
@@ -41,11 +50,21 @@ try:
     extra_admins = tuple(arn for arn in settings.admin_principal_arns if arn != deployer)
 except HamiEksError as error:
     raise pulumi.RunError(str(error)) from None
-if not plan.all_placed:
+# An order-dependent plan fails like an unplaceable one: the rollout's arrival order decides.
+if not plan.deployable:
     message = placement.format_unschedulable(plan, pulumi.get_stack())
     if not settings.allow_unschedulable:
         raise pulumi.RunError(message)
     pulumi.log.warn(message)
+if modelfit_report.misfits(fits):
+    message = modelfit_report.format_misfits(fits, pulumi.get_stack())
+    if not settings.allow_model_misfit:
+        raise pulumi.RunError(message)
+    pulumi.log.warn(message)
+for warning in [*risks.risks(settings, plan.cost), *modelfit_report.format_warnings(fits),
+                *modelfit_report.vllm_warnings(settings)]:
+    pulumi.log.warn(warning)
+pulumi.log.info(price_note)
 if plan.cost is None:
     pulumi.log.warn(f"{cost.unpriced_message(settings)}; estimatedHourlyCostUsd is unset")
 
@@ -61,12 +80,13 @@ cluster = Cluster(settings.cluster_name, ClusterArgs(
     vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
     private_subnet_ids=network.private_subnet_ids, public_access_cidrs=settings.public_access_cidrs,
     admin_principal_arns=extra_admins, system_instance_type=settings.system_instance_type,
-    system_node_count=settings.system_node_count, system_node_labels=SYSTEM_NODE_LABEL.as_dict(), tags=tags))
+    system_node_count=settings.system_node_count, system_node_labels=SYSTEM_NODE_LABEL.as_dict(), tags=tags,
+    log_retention_days=settings.control_plane_log_retention_days))
 
 gpu_groups = [
     GpuNodeGroup(f"{settings.cluster_name}-{group.name}", GpuNodeGroupArgs(
         cluster=cluster.eks_cluster, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
-        group=group, tags=tags))
+        group=group, tags=tags, prerequisites=tuple(cluster.node_prerequisites)))
     for group in settings.node_groups
 ]
 
@@ -76,13 +96,24 @@ gpu_groups = [
 provider = k8s.Provider(f"{settings.cluster_name}-k8s", kubeconfig=cluster.kubeconfig_json,
                         enable_server_side_apply=True)
 
+# Optional: nodes pull Docker Hub and registry.k8s.io images through ECR instead of anonymously;
+# everything that pulls through it depends on the cache (the serving objects through hami).
+image_cache = None
+if settings.ecr_pull_through_cache:
+    image_cache = ImageCache(settings.cluster_name, ImageCacheArgs(
+        node_role=cluster.node_role, account_id=caller.account_id, region=settings.region,
+        docker_hub_credential_arn=settings.docker_hub_credential_arn))
+image_registry = image_cache.registry if image_cache else None
+
 # HAMi's device plugin only starts once GPU nodes exist, and the release waits for it.
 hami = Hami("hami", HamiArgs(chart_version=settings.hami_chart_version,
-                             values=hami_values.release_values(settings)),
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster, *gpu_groups]))
+                             values=hami_values.release_values(settings, image_registry)),
+            opts=pulumi.ResourceOptions(provider=provider,
+                                        depends_on=[cluster, *gpu_groups, *([image_cache] if image_cache else [])]))
 
 # GPU pods created before HAMi's webhook exists bypass hami-scheduler and stay Pending.
-serving = ModelServing("serving", ModelServingArgs(settings=settings, hf_token=hf_token),
+serving = ModelServing("serving", ModelServingArgs(settings=settings, hf_token=hf_token,
+                                                   image_registry=image_registry),
                        opts=pulumi.ResourceOptions(provider=provider, depends_on=[hami]))
 
 # ---- outputs --------------------------------------------------------------------------------
@@ -99,5 +130,6 @@ pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("nodeGroups", outputs.node_groups(settings))
 pulumi.export("services", outputs.services(settings))
 pulumi.export("placementPlan", plan.to_dict(pulumi.get_stack()))
+pulumi.export("modelFits", [fit.to_dict() for fit in fits])
 pulumi.export("gpuMemoryAllocation", plan.gpu_memory_allocation)
 pulumi.export("estimatedHourlyCostUsd", plan.estimated_hourly_cost_usd)

@@ -15,6 +15,8 @@ from typing import Any
 from hamieks.errors import ConfigError
 
 PROJECT = "hami-eks"
+# Stands for a secret value the Pulumi engine holds encrypted: its presence is known, never its value.
+SECRET_PRESENT = "<secret>"
 # RFC 1035 label: names that become Kubernetes object names, node labels and AWS names.
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 

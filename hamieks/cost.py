@@ -8,8 +8,8 @@ prices, and callers say that cost is unknown instead of refusing to plan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from hamieks import catalog
 from hamieks.errors import HamiEksError

@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hamieks import catalog
-from hamieks.config_values import DNS_LABEL, Problems, as_int, as_json, as_str, as_str_list, config_key, read_field, unknown_fields
+from hamieks.config_values import (
+    DNS_LABEL,
+    Problems,
+    as_int,
+    as_json,
+    as_str,
+    as_str_list,
+    config_key,
+    read_field,
+    unknown_fields,
+)
 from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_NODE_LABEL
 from hamieks.errors import UnknownInstanceType
 
@@ -80,7 +90,7 @@ def _node_group(problems: Problems, name: str, raw: Any) -> NodeGroupSettings | 
         except UnknownInstanceType as exc:
             problems.add(f"{key}.instanceTypes", str(exc))
             continue
-        if not it.is_gpu:
+        if it.gpu is None or not it.is_gpu:
             problems.add(f"{key}.instanceTypes", f"{it_name} has no GPU; a GPU node group needs GPU "
                                                  f"instance types such as g4dn.xlarge, g5.xlarge or g6.xlarge")
         else:

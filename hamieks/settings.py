@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hamieks import catalog, network, versions
-from hamieks.config_values import COERCE, DNS_LABEL, PROJECT, Problems, config_key
+from hamieks.config_values import COERCE, DNS_LABEL, PROJECT, SECRET_PRESENT, Problems, config_key
 from hamieks.errors import UnknownInstanceType
 from hamieks.node_groups import NodeGroupSettings, node_groups_from_config
 from hamieks.services import ServiceSettings, services_from_config
@@ -59,13 +59,32 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("namespace", "string", "llm", "Namespace the model servers run in."),
     ConfigKey("allowUnschedulable", "boolean", False,
               "Deploy even when the placement preflight finds replicas HAMi cannot place (warn instead of fail)."),
+    ConfigKey("prices", "string", "auto",
+              "Where the program's cost estimate comes from: auto (live from AWS where it answers, else the recorded "
+              "table), live, or recorded."),
+    ConfigKey("allowModelMisfit", "boolean", False,
+              "Deploy even when the model-fit preflight finds a model that cannot load in its slice (warn instead of fail)."),
     ConfigKey("hfToken", "string", "",
               "Hugging Face token for gated models; set it with `pulumi config set --secret hfToken hf_...`.",
               secret=True),
+    ConfigKey("controlPlaneLogRetentionDays", "integer", 90,
+              "Days CloudWatch keeps the EKS control-plane logs (api, audit, authenticator); a CloudWatch "
+              "retention value such as 30, 90, 365."),
+    ConfigKey("ecrPullThroughCache", "boolean", False,
+              "Pull Docker Hub and registry.k8s.io images (vLLM, HAMi, its certificate job, kube-scheduler) "
+              "through ECR pull-through cache rules in this account instead of anonymously through the NAT."),
+    ConfigKey("dockerHubCredentialArn", "string", "",
+              "ARN of a Secrets Manager secret named ecr-pullthroughcache/... holding Docker Hub "
+              "{username, accessToken}; required by ecrPullThroughCache."),
 )
 
+# CloudWatch Logs PutRetentionPolicy accepts only these retentions (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
 STRUCTURED_KEYS = {
-    "nodeGroups": "Map of GPU node group name -> {instanceTypes, desiredSize, minSize, maxSize, diskSizeGiB, capacityType, labels}.",
+    "nodeGroups": ("Map of GPU node group name -> {instanceTypes, desiredSize, minSize, maxSize, diskSizeGiB, "
+                   "capacityType, labels}."),
     "services": "List of vLLM servers: {name, model, gpuType, replicas, gpumem | gpumemPercentage, args, image, ...}.",
 }
 
@@ -88,9 +107,19 @@ class Settings:
     vllm_image: str
     namespace: str
     allow_unschedulable: bool
+    allow_model_misfit: bool
+    prices: str  # one of catalog.PRICE_MODES
     hf_token_configured: bool
+    # The token is written in plain text in the stack file (not `pulumi config set --secret`).
+    hf_token_plaintext: bool
     node_groups: tuple[NodeGroupSettings, ...]
     services: tuple[ServiceSettings, ...]
+    control_plane_log_retention_days: int
+    ecr_pull_through_cache: bool
+    docker_hub_credential_arn: str
+
+    def node_group(self, name: str) -> NodeGroupSettings:
+        return next(group for group in self.node_groups if group.name == name)
 
     @property
     def instance_types(self) -> tuple[str, ...]:
@@ -122,12 +151,26 @@ def _scalars(problems: Problems, config: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+# pulumi-aws provider keys a stack file commonly sets (registry: pulumi/aws, Configuration). Any
+# other `aws:` key is passed to the provider untouched; only near-misses of these are refused,
+# because a misspelt `aws:region` silently deploys into the default region.
+AWS_PROVIDER_KEYS = ("aws:region", "aws:profile", "aws:accessKey", "aws:secretKey", "aws:token",
+                     "aws:sharedCredentialsFiles", "aws:sharedConfigFiles", "aws:assumeRole",
+                     "aws:defaultTags", "aws:skipCredentialsValidation", "aws:skipMetadataApiCheck",
+                     "aws:skipRegionValidation", "aws:allowedAccountIds", "aws:forbiddenAccountIds",
+                     "aws:maxRetries", "aws:retryMode", "aws:endpoints")
+
+
 def _check_unknown_keys(problems: Problems, config: Mapping[str, Any]) -> None:
     known = {config_key(k.name) for k in CONFIG_KEYS} | {config_key(k) for k in STRUCTURED_KEYS}
     for key in config:
         if key.startswith(PROJECT + ":") and key not in known:
             hint = difflib.get_close_matches(key, sorted(known), n=1)
             problems.add(key, "unknown config key" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        elif key.startswith("aws:") and key not in AWS_PROVIDER_KEYS:
+            hint = difflib.get_close_matches(key, AWS_PROVIDER_KEYS, n=1, cutoff=0.8)
+            if hint:
+                problems.add(key, f"unknown aws provider key; did you mean {hint[0]!r}?")
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -145,6 +188,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
                      f"must be 2-6 (EKS needs subnets in at least two AZs), got {v['availabilityZoneCount']}")
     if (problem := network.vpc_cidr_problem(v["vpcCidr"], v["availabilityZoneCount"])) is not None:
         problems.add(config_key("vpcCidr"), problem)
+    if v["prices"] not in catalog.PRICE_MODES:
+        problems.add(config_key("prices"), f"must be one of {', '.join(catalog.PRICE_MODES)}, got {v['prices']!r}")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", v["clusterName"]):
         problems.add(config_key("clusterName"), "must be 1-100 letters, digits, '-' or '_', starting "
                                                 "with a letter or digit (EKS naming rule)")
@@ -166,6 +211,22 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         problems.add(config_key("systemNodeCount"), "at least one system node is needed for coredns and the HAMi scheduler")
     if not DNS_LABEL.fullmatch(v["namespace"]):
         problems.add(config_key("namespace"), f"{v['namespace']!r} is not a DNS label, e.g. 'llm'")
+    if v["controlPlaneLogRetentionDays"] not in LOG_RETENTION_DAYS:
+        problems.add(config_key("controlPlaneLogRetentionDays"),
+                     f"CloudWatch keeps logs for one of {', '.join(map(str, LOG_RETENTION_DAYS))} days, "
+                     f"got {v['controlPlaneLogRetentionDays']}; e.g. 90")
+    credential = v["dockerHubCredentialArn"]
+    if credential and not re.fullmatch(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:"
+                                       r"ecr-pullthroughcache/.+", credential):
+        problems.add(config_key("dockerHubCredentialArn"),
+                     f"{credential!r} is not the ARN of a Secrets Manager secret named ecr-pullthroughcache/... "
+                     f"(ECR accepts upstream credentials only under that prefix)")
+    if v["ecrPullThroughCache"] and not credential:
+        problems.add(config_key("dockerHubCredentialArn"),
+                     "required when hami-eks:ecrPullThroughCache is true (ECR's Docker Hub cache rule "
+                     "authenticates upstream): create the secret with `aws secretsmanager create-secret --name "
+                     "ecr-pullthroughcache/docker-hub --secret-string '{\"username\":\"...\",\"accessToken\":\"...\"}'` "
+                     "and set its ARN")
 
     groups = node_groups_from_config(problems, config.get(config_key("nodeGroups")))
     services = services_from_config(problems, config.get(config_key("services")), groups, v["vllmImage"])
@@ -179,8 +240,12 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         admin_principal_arns=v["adminPrincipalArns"], system_instance_type=v["systemInstanceType"],
         system_node_count=v["systemNodeCount"], hami_chart_version=v["hamiChartVersion"],
         vllm_image=v["vllmImage"], namespace=v["namespace"], allow_unschedulable=v["allowUnschedulable"],
+        allow_model_misfit=v["allowModelMisfit"], prices=v["prices"],
         hf_token_configured=bool(v["hfToken"]),
+        hf_token_plaintext=isinstance(v["hfToken"], str) and v["hfToken"] not in ("", SECRET_PRESENT),
         node_groups=tuple(groups.values()), services=tuple(services),
+        control_plane_log_retention_days=v["controlPlaneLogRetentionDays"],
+        ecr_pull_through_cache=v["ecrPullThroughCache"], docker_hub_credential_arn=credential,
     )
 
 

@@ -6,10 +6,10 @@ every us-west-2 zone, so that node group can fail to launch after twenty minutes
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from hamieks.errors import ConfigError
 from hamieks.config_values import config_key
+from hamieks.errors import ConfigError
 
 
 def choose_availability_zones(offerings: Iterable[tuple[str, str]], instance_types: Iterable[str],

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,9 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 # The program imports `components` and `hamieks` from the project root, as under `pulumi up`.
 sys.path.insert(0, str(REPO))
+# Tests never reach the Hugging Face Hub: model facts come from the recorded table or from the
+# fake endpoint tests/fake_hf.py serves (those tests lift this for themselves).
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")

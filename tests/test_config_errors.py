@@ -8,9 +8,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+from pulumi_harness import REPO, run_program
 
 from hamieks import stackfiles
-from pulumi_harness import REPO, run_program
 
 DEMO = stackfiles.load_stack_config(REPO, "demo")
 SERVICES = "hami-eks:services"
@@ -35,7 +35,7 @@ def with_group(name: str, **changes):
 
 def with_extra_service(**fields):
     services = copy.deepcopy(DEMO[SERVICES])
-    services.append({"model": "m", "gpuType": "T4", "replicas": 1, "gpumem": 1000, **fields})
+    services.append({"model": "org/m", "gpuType": "T4", "replicas": 1, "gpumem": 1000, **fields})
     return {SERVICES: services}
 
 

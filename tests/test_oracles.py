@@ -18,12 +18,12 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-
-from hamieks import hami, hami_values, rendering, stackfiles, versions, workloads
-from hamieks.hami import DEVICE_SPLIT_COUNT
-from hamieks.conventions import GPU_TAINT
-from hamieks.settings import Settings, load_settings
 from helpers import SHIPPED_STACKS, selector_matches, stack_settings, tolerates
+
+from hamieks import hami, hami_values, rendering, versions, workloads
+from hamieks.conventions import GPU_TAINT
+from hamieks.hami import DEVICE_SPLIT_COUNT
+from hamieks.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS = SHIPPED_STACKS  # checks manifests/<stack>/, which only shipped stacks must have
@@ -56,6 +56,16 @@ def test_everything_pulumi_creates_is_valid_on_every_offered_eks_version(version
     assert "Secret" in {o["kind"] for o in objects}
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_rendered_scheduler_pdb_is_valid_and_selects_the_charts_scheduler(stack, hami_chart):
+    settings = stack_settings(stack)
+    (pdb,) = list(yaml.safe_load_all((REPO / "manifests" / stack / rendering.HAMI_PDB_PATH).read_text()))
+    kubernetes_validate.validate(pdb, settings.kubernetes_version, strict=True)
+    scheduler = _one(_render_chart(hami_chart, settings), "Deployment", "hami-scheduler")
+    assert selector_matches(pdb["spec"]["selector"], scheduler["spec"]["template"]["metadata"]["labels"])
+    assert pdb["spec"]["minAvailable"] < scheduler["spec"]["replicas"]
 
 
 def test_strict_validation_is_a_live_oracle():

@@ -41,9 +41,19 @@ def project(tmp_path: Path):
 
 
 def check_schema(doc: dict) -> None:
-    """Issue 4's JSON, key for key and type for type."""
-    assert set(doc) == {"stack", "gpus", "placements", "unschedulable", "gpuMemoryAllocation", "estimatedHourlyCostUsd"}
+    """Issue 4's JSON plus issue 8's orderRobust/counterexample, key for key and type for type."""
+    # "models" is the model-fit check's (hamieks/modelfit), added by the command, not by the plan.
+    assert set(doc) - {"models"} == {"stack", "gpus", "placements", "unschedulable", "gpuMemoryAllocation",
+                                     "estimatedHourlyCostUsd", "orderRobust", "counterexample"}
     assert isinstance(doc["stack"], str)
+    assert isinstance(doc["orderRobust"], bool)
+    example = doc["counterexample"]
+    if example is not None:
+        assert set(example) == {"order", "unschedulable"}
+        assert example["order"] and all(isinstance(pod, str) for pod in example["order"])
+        assert example["unschedulable"]
+        for u in example["unschedulable"]:
+            assert {k: type(v) for k, v in u.items()} == {"service": str, "replica": int, "reason": str}
     assert isinstance(doc["gpuMemoryAllocation"], float) and isinstance(doc["estimatedHourlyCostUsd"], float)
     gpu_types = {"node": str, "nodeGroup": str, "instanceType": str, "index": int, "model": str,
                  "memoryMiB": int, "allocatedMiB": int, "pods": list}
@@ -71,6 +81,7 @@ def test_demo_json_shows_the_reference_result():
     on_gpus = {(g["node"], g["index"], pod) for g in doc["gpus"] for pod in g["pods"]}
     assert on_gpus == {(p["node"], p["gpu"], f"{p['service']}-{p['replica']}") for p in doc["placements"]}
     assert {g["node"] for g in doc["gpus"]} == {"t4-1", "a10g-1"}
+    assert doc["orderRobust"] is True and doc["counterexample"] is None
 
 
 def test_demo_table_for_people():
@@ -83,6 +94,8 @@ def test_demo_table_for_people():
     assert "Replicas placed: 4 of 4" in out
     assert f"prices as of {catalog.PRICES_AS_OF}" in out
     assert "/hour in us-west-2" in out
+    assert "Every replica placed: yes, in every possible arrival order" in out
+    assert "Which services share a GPU: the same in every order tried" in out
 
 
 def test_lean_meets_its_targets_against_demo():
@@ -134,7 +147,7 @@ def test_unplaceable_replica_exits_1_with_its_reason(project):
     ("""\
         config:
           hami-eks:services:
-            - {name: x, model: m, gpuType: T4, replicas: 1, gpumemPercentage: 150}
+            - {name: x, model: org/m, gpuType: T4, replicas: 1, gpumemPercentage: 150}
         """, "gpumemPercentage"),
 ])
 def test_bad_stack_exits_2_naming_the_problem(project, body, message):
@@ -179,3 +192,32 @@ def test_unknown_stack_or_service_exits_2(args, message):
     result = plan(*args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_an_order_dependent_plan_exits_1_with_its_counterexample(project):
+    # Issue 8's example: one 4xT4 node, 4 x 8000 MiB and 4 x 7360 MiB. All fit in stack order;
+    # if the 7360s arrive first they pair up (GPU binpack) and two 8000s stay Pending.
+    path = project("scarce", """\
+        config:
+          aws:region: us-west-2
+          hami-eks:nodeGroups:
+            t4: {instanceTypes: [g4dn.12xlarge], desiredSize: 1, minSize: 1, maxSize: 1}
+          hami-eks:services:
+            - {name: big, model: Qwen/Qwen2.5-1.5B-Instruct, gpuType: T4, replicas: 4, gpumem: 8000,
+               cpu: "1", memory: 4Gi}
+            - {name: small, model: Qwen/Qwen2.5-1.5B-Instruct, gpuType: T4, replicas: 4, gpumem: 7360,
+               cpu: "1", memory: 4Gi}
+        """)
+    result = plan("--stack", "scarce", "--json", "--project-dir", str(path))
+    assert result.returncode == 1
+    doc = json.loads(result.stdout)
+    check_schema(doc)
+    assert doc["unschedulable"] == [] and len(doc["placements"]) == 8
+    assert doc["orderRobust"] is False
+    assert [(u["service"], u["replica"]) for u in doc["counterexample"]["unschedulable"]] == [("big", 3), ("big", 4)]
+
+    human = plan("--stack", "scarce", "--project-dir", str(path))
+    assert human.returncode == 1
+    assert "Replicas placed: 8 of 8" in human.stdout
+    assert "Every replica placed: only in some arrival orders" in human.stdout
+    assert "depending on the order" in human.stdout and "`nodeGroup`" in human.stdout

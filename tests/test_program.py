@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
-
-from hamieks import catalog, hami_values, settings as settings_mod, stackfiles, versions
 from helpers import stack_settings
 from pulumi_harness import DEPLOYER_ROLE, FAKE_OFFERINGS, REPO, Secret, run_program
+
+from hamieks import catalog, hami_values, stackfiles, versions
 
 STACKS = stackfiles.available_stacks(REPO)
 OUTPUTS = {"kubeconfig", "clusterName", "region", "clusterEndpoint", "kubectlConfigCommand", "vpcId",
@@ -80,7 +79,7 @@ def test_cluster_inputs(stack_run):
     # The deployer is admin through EKS's creator bootstrap; listing it again would 409.
     assert DEPLOYER_ROLE not in json.dumps(cluster.get("accessEntries", {}))
     addons = {r.inputs["addonName"] for r in run.of_type("aws:eks/addon:Addon")}
-    assert addons == {"coredns", "aws-ebs-csi-driver"}
+    assert addons == {"coredns", "aws-ebs-csi-driver", "eks-pod-identity-agent"}
     assert cluster["kubeProxyAddonOptions"]["enabled"] is True
 
 
@@ -97,7 +96,11 @@ def test_node_groups(stack_run):
         assert mng["instanceTypes"] == list(group.instance_types)
         assert mng["scalingConfig"] == {"desiredSize": group.desired_size, "minSize": group.min_size,
                                         "maxSize": group.max_size}
-        assert mng["diskSize"] == group.disk_size_gib and mng["capacityType"] == group.capacity_type
+        # The disk size is in the node group's launch template (EKS refuses both).
+        assert "diskSize" not in mng and mng["capacityType"] == group.capacity_type
+        (template,) = [r for r in run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+                       if r.name == f"{s.cluster_name}-{group.name}-lt"]
+        assert template.inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"] == group.disk_size_gib
         assert mng["labels"]["gpu"] == "on" and mng["labels"]["accelerator"] == group.name
         assert mng["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
 
@@ -112,7 +115,8 @@ def test_hami_release(stack_run):
     assert release.inputs["skipAwait"] is False
     assert release.inputs["values"] == hami_values.release_values(s)
     image = release.inputs["values"]["scheduler"]["kubeScheduler"]["image"]
-    assert (image["registry"], image["repository"], image["tag"]) == ("registry.k8s.io", "kube-scheduler", "")
+    assert (image["registry"], image["repository"], image["tag"]) == \
+        ("registry.k8s.io", "kube-scheduler", versions.KUBE_SCHEDULER_TAGS[s.kubernetes_version])
     # HAMi waits for its device plugin, which only runs on GPU nodes: it depends on them.
     gpu_groups = run.of_type("hami-eks:gpu:GpuNodeGroup")
     assert gpu_groups and all(run.depends_on(release, g) for g in gpu_groups)
@@ -161,7 +165,7 @@ def test_deployments_match_settings(stack_run):
 
 def test_outputs(stack_run):
     _, s, run = stack_run
-    assert OUTPUTS <= set(run.outputs)
+    assert set(run.outputs) >= OUTPUTS
     assert run.secret_outputs == {"kubeconfig"}
     assert json.loads(run.outputs["kubeconfig"])["kind"] == "Config"
     assert run.outputs["clusterName"] == s.cluster_name
@@ -192,7 +196,9 @@ def test_demo_node_groups_are_the_reference_ones():
     run = run_program("demo")
     gpu = {r.inputs["labels"]["accelerator"]: r.inputs for r in run.of_type(MNG) if "accelerator" in r.inputs.get("labels", {})}
     assert {k: v["instanceTypes"] for k, v in gpu.items()} == {"t4": ["g4dn.12xlarge"], "a10g": ["g5.12xlarge"]}
-    assert all(v["scalingConfig"]["desiredSize"] == 1 and v["diskSize"] == 100 for v in gpu.values())
+    assert all(v["scalingConfig"]["desiredSize"] == 1 for v in gpu.values())
+    templates = {r.name: r.inputs for r in run.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    assert all(templates[f"hami-demo-aws-{g}-lt"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 100 for g in gpu)
 
 
 def test_hf_token_becomes_a_secret_reference_never_plain_text():
@@ -250,6 +256,7 @@ def test_placement_outputs_are_the_plan_the_cli_prints(stack_run):
                              cwd=REPO, capture_output=True, text=True)
     assert printed.returncode == 0, printed.stderr
     cli_plan = json.loads(printed.stdout)
+    assert run.outputs["modelFits"] == cli_plan.pop("models")
     assert run.outputs["placementPlan"] == cli_plan
     assert run.outputs["gpuMemoryAllocation"] == cli_plan["gpuMemoryAllocation"]
     assert run.outputs["estimatedHourlyCostUsd"] == cli_plan["estimatedHourlyCostUsd"] > 0
@@ -261,7 +268,7 @@ def _too_big_service():
     # The two 45% slices (2 x 10362 MiB) share one of the demo's four A10Gs (23028 MiB each),
     # leaving 2304 MiB there; 20000 MiB replicas fit only the three empty GPUs, so of five,
     # replicas 4 and 5 cannot be placed.
-    extra = {"name": "vllm-a10g-big", "model": "m", "gpuType": "A10G", "replicas": 5, "gpumem": 20000,
+    extra = {"name": "vllm-a10g-big", "model": "org/m", "gpuType": "A10G", "replicas": 5, "gpumem": 20000,
              "gpuSchedulerPolicy": "spread"}
     return {"hami-eks:services": [*services, extra]}
 

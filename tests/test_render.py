@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import SHIPPED_STACKS
 
 from hamieks import hami_values, stackfiles, workloads
 from hamieks.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-STACKS = stackfiles.available_stacks(REPO)
+STACKS = SHIPPED_STACKS  # a user's own stack need not be rendered into manifests/
 CIPHERTEXT = "v1:SECRETCIPHERTEXTthatmustneverleak=="
 
 
@@ -46,7 +47,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_committed_renderings_are_fresh():
-    result = render("--all", "--check")
+    result = render(*(arg for stack in STACKS for arg in ("--stack", stack)), "--check")
     assert result.returncode == 0, f"stale manifests; run `make render` for each stack:\n{result.stderr}"
     for stack in STACKS:
         assert manifest_files(REPO / "manifests" / stack), f"manifests/{stack}/ was never rendered"
@@ -75,7 +76,7 @@ def test_every_file_says_it_is_generated_and_how(stack):
     for path in (REPO / "manifests" / stack).rglob("*"):
         if path.is_file():
             first = path.read_text().splitlines()[0]
-            assert "Generated" in first and f"python -m hamieks render --stack {stack}" in first, path
+            assert "Generated" in first and f"hami-eks render --stack {stack}" in first, path
 
 
 def test_render_then_check_then_edit_is_caught(project):

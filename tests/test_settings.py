@@ -57,21 +57,24 @@ def _demo(**overrides):
 
 def test_ambiguous_gpu_type_asks_for_node_group():
     groups = {"t4": {"instanceTypes": ["g4dn.xlarge"]}, "t4-big": {"instanceTypes": ["g4dn.12xlarge"]}}
-    services = [{"name": "a", "model": "m", "gpuType": "T4", "gpumem": 1000}]
+    services = [{"name": "a", "model": "org/m", "gpuType": "T4", "gpumem": 1000}]
     with pytest.raises(ConfigError) as error:
         s.load_settings(_demo(**{"hami-eks:nodeGroups": groups, "hami-eks:services": services}))
     assert error.value.keys == ["hami-eks:services[a].nodeGroup"]
     services[0]["nodeGroup"] = "t4-big"
-    assert s.load_settings(_demo(**{"hami-eks:nodeGroups": groups, "hami-eks:services": services})).services[0].node_group == "t4-big"
+    loaded = s.load_settings(_demo(**{"hami-eks:nodeGroups": groups, "hami-eks:services": services}))
+    assert loaded.services[0].node_group == "t4-big"
 
 
-def test_volta_needs_a_cuda12_image():
+@pytest.mark.parametrize("image", ["vllm/vllm-openai:v0.33.0", "vllm/vllm-openai:v0.33.0-cu129"])
+def test_volta_is_refused_whatever_the_image(image):
+    """No current vLLM image is built for compute 7.0 (DESIGN §3, corrected 2026-11-22)."""
     groups = {"v100": {"instanceTypes": ["p3dn.24xlarge"]}}
-    services = [{"name": "a", "model": "m", "gpuType": "V100", "gpumem": 1000}]
-    with pytest.raises(ConfigError, match="-cu129"):
+    services = [{"name": "a", "model": "org/m", "gpuType": "V100", "gpumem": 1000, "image": image}]
+    with pytest.raises(ConfigError, match="no current vLLM image") as error:
         s.load_settings(_demo(**{"hami-eks:nodeGroups": groups, "hami-eks:services": services}))
-    services[0]["image"] = "vllm/vllm-openai:v0.33.0-cu129"
-    s.load_settings(_demo(**{"hami-eks:nodeGroups": groups, "hami-eks:services": services}))
+    assert error.value.keys == ["hami-eks:services[a].gpuType"]
+    assert "cu129 variant, e.g." not in str(error.value)
 
 
 def test_secret_is_never_echoed():

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import selector_matches, stack_settings, tolerates, with_service_fields
 
 from hamieks import hami, hami_values, stackfiles, workloads
 from hamieks.conventions import GPU_TAINT
-from hamieks.settings import Settings, load_settings
-from helpers import selector_matches, stack_settings, tolerates, with_service_fields
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS = stackfiles.available_stacks(REPO)
@@ -39,7 +38,7 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 # ---- Kubernetes semantics, written from the API reference --------------------------------------
 
 def policy_admits(policy: dict[str, Any], policy_ns: str, *, src_ns: str, src_ns_labels: dict[str, str],
-                  dst_pod_labels: dict[str, str], port: int) -> bool:
+                  dst_pod_labels: dict[str, str], port: int, src_pod_labels: dict[str, str] | None = None) -> bool:
     """Whether one ingress NetworkPolicy lets a pod in src_ns reach a pod in the policy's namespace."""
     spec = policy["spec"]
     if not selector_matches(spec["podSelector"], dst_pod_labels) or "Ingress" not in spec["policyTypes"]:
@@ -51,7 +50,8 @@ def policy_admits(policy: dict[str, Any], policy_ns: str, *, src_ns: str, src_ns
                 ns_ok = selector_matches(peer["namespaceSelector"], src_ns_labels)
             else:  # a bare podSelector means the policy's own namespace
                 ns_ok = src_ns == policy_ns
-            if ns_ok and ports_ok:
+            pod_ok = "podSelector" not in peer or selector_matches(peer["podSelector"], src_pod_labels or {})
+            if ns_ok and pod_ok and ports_ok:
                 return True
     return False
 
@@ -99,7 +99,7 @@ def test_every_service_routes_to_its_own_pods_on_the_vllm_port(stack):
 # ---- NetworkPolicy ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_network_policy_admits_the_namespace_and_labelled_clients_on_8000_only(stack):
+def test_network_policy_admits_only_labelled_clients_on_8000(stack):
     settings = stack_settings(stack)
     ns = settings.namespace
     policy = workloads.network_policy(settings)
@@ -109,14 +109,18 @@ def test_network_policy_admits_the_namespace_and_labelled_clients_on_8000_only(s
         port = workloads.service(settings, svc)["spec"]["ports"][0]["targetPort"]
         assert selector_matches(policy["spec"]["podSelector"], pod_labels), "every server is protected"
 
-        def admits(src_ns: str, src_labels: dict[str, str], to_port: int = port) -> bool:
+        def admits(src_ns: str, src_labels: dict[str, str], to_port: int = port,
+                   pod: dict[str, str] | None = None, dst: dict[str, str] = pod_labels) -> bool:
             return policy_admits(policy, ns, src_ns=src_ns, src_ns_labels=src_labels,
-                                 dst_pod_labels=pod_labels, port=to_port)
+                                 dst_pod_labels=dst, port=to_port, src_pod_labels=pod)
 
-        assert admits(ns, {"kubernetes.io/metadata.name": ns}), "clients in the same namespace"
-        assert admits("my-app", {"kubernetes.io/metadata.name": "my-app", **client_label}), "labelled clients"
+        own_ns = {"kubernetes.io/metadata.name": ns}
+        assert admits(ns, own_ns, pod={"app": "chat-ui", **client_label}), "labelled clients in the namespace"
+        assert admits("my-app", {"kubernetes.io/metadata.name": "my-app", **client_label}), "labelled namespaces"
+        assert not admits(ns, own_ns, pod={"app": "debug"}), "unlabelled pods of the servers' namespace"
+        assert not admits(ns, own_ns, pod=pod_labels), "servers do not call each other"
         assert not admits("my-app", {"kubernetes.io/metadata.name": "my-app"}), "unlabelled namespaces"
-        assert not admits(ns, {"kubernetes.io/metadata.name": ns}, to_port=port + 1), "other ports"
+        assert not admits(ns, own_ns, to_port=port + 1, pod=client_label), "other ports"
     # Weights come from Hugging Face: egress must stay unrestricted.
     assert policy["spec"]["policyTypes"] == ["Ingress"]
 
@@ -213,7 +217,7 @@ def test_per_service_resources_reach_the_container():
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_model_cache_survives_restarts_on_the_node(stack):
+def test_model_cache_survives_container_restarts_within_pod_security_baseline(stack):
     settings = stack_settings(stack)
     for svc in settings.services:
         deployment = workloads.deployment(settings, svc)
@@ -221,8 +225,10 @@ def test_model_cache_survives_restarts_on_the_node(stack):
         hf_home = {e["name"]: e.get("value") for e in c["env"]}["HF_HOME"]
         volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
         (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == hf_home]
-        # A hostPath outlives the pod and is the same directory for every replica on the node.
-        assert volumes[mount["name"]]["hostPath"]["type"] == "DirectoryOrCreate"
+        # An emptyDir outlives container restarts (not the pod) and is on disk, not in memory,
+        # where it would count against the memory limit; hostPath is forbidden by "baseline".
+        cache = volumes[mount["name"]]
+        assert set(cache) == {"name", "emptyDir"} and cache["emptyDir"].get("medium") != "Memory"
         assert not mount.get("readOnly")
 
 
@@ -249,6 +255,9 @@ def test_container_is_pinned_graceful_and_unprivileged(stack):
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
         assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
         assert spec["automountServiceAccountToken"] is False
+        (account,) = by_kind(workloads.namespace_objects(settings), "ServiceAccount")
+        assert spec["serviceAccountName"] == account["metadata"]["name"]
+        assert account["automountServiceAccountToken"] is False
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -279,18 +288,36 @@ def test_namespace_is_in_the_hami_webhook_scope(stack):
         "a fail-closed webhook must not gate system pods"
 
 
-# Pod Security Standards: hostPath volumes are forbidden from "baseline" up.
-_PSA_LEVELS_ALLOWING_HOSTPATH = {"privileged"}
+# Pod Security Standards (kubernetes.io/docs/concepts/security/pod-security-standards), the
+# "baseline" controls that a model server pod could trip, written from the standard.
+_BASELINE_VOLUME_FORBIDDEN = {"hostPath"}
+_BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                          "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
+
+def _violates_baseline(spec: dict[str, Any]) -> list[str]:
+    problems = [f"volume {v['name']}: hostPath" for v in spec.get("volumes", []) if _BASELINE_VOLUME_FORBIDDEN & set(v)]
+    problems += [f"host namespace {k}" for k in ("hostNetwork", "hostPID", "hostIPC") if spec.get(k)]
+    for c in spec["containers"]:
+        ctx = c.get("securityContext", {})
+        if ctx.get("privileged"):
+            problems.append(f"{c['name']}: privileged")
+        added = set(ctx.get("capabilities", {}).get("add", [])) - _BASELINE_CAPABILITIES
+        problems += [f"{c['name']}: capability {cap}" for cap in sorted(added)]
+        problems += [f"{c['name']}: hostPort" for p in c.get("ports", []) if p.get("hostPort")]
+    if spec.get("securityContext", {}).get("seccompProfile", {}).get("type") == "Unconfined":
+        problems.append("seccomp Unconfined")
+    return problems
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_pod_security_labels_admit_the_pods_without_permanent_warnings(stack):
+def test_namespace_enforces_pod_security_baseline_and_the_servers_meet_it(stack):
     settings = stack_settings(stack)
     labels = workloads.namespace(settings)["metadata"]["labels"]
-    uses_host_path = any("hostPath" in v for svc in settings.services
-                         for v in pod_spec(workloads.deployment(settings, svc))["volumes"])
-    assert uses_host_path, "the model cache design changed: revisit the Pod Security labels"
-    for mode in ("enforce", "warn", "audit"):
-        level = labels.get(f"pod-security.kubernetes.io/{mode}")
-        assert level is None or level in _PSA_LEVELS_ALLOWING_HOSTPATH, \
-            f"{mode}={level} would reject or flag every model server pod"
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    for svc in settings.services:
+        assert _violates_baseline(pod_spec(workloads.deployment(settings, svc))) == [], svc.name
+    # The check is live: the old node-local hostPath cache would have been refused.
+    spec = pod_spec(workloads.deployment(settings, settings.services[0]))
+    spec["volumes"].append({"name": "old-cache", "hostPath": {"path": "/var/lib/hami-eks/hf-cache"}})
+    assert _violates_baseline(spec) == ["volume old-cache: hostPath"]

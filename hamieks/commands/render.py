@@ -1,4 +1,4 @@
-"""`python -m hamieks render --stack <name> [--check]`: write or check manifests/<stack>/.
+"""`hami-eks render --stack <name> [--check]`: write or check manifests/<stack>/.
 
 See hamieks/rendering.py for what is written. `--check` writes nothing and exits 1 when a
 committed file differs from a fresh rendering; exit 2 when a stack cannot be read.
@@ -13,6 +13,8 @@ from pathlib import Path
 from hamieks import stackfiles
 from hamieks.errors import HamiEksError
 from hamieks.rendering import render_stack, stale_files, write_stack
+
+EXIT_CODES = "exit codes: 0 written (or, with --check, up to date); 1 --check found stale files; 2 a stack cannot be read"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             for problem in problems:
                 print(f"manifests/{stack}/{problem}", file=sys.stderr)
             if problems:
-                print(f"manifests/{stack}/ is stale: run `python -m hamieks render --stack {stack}`",
+                print(f"manifests/{stack}/ is stale: run `hami-eks render --stack {stack}`",
                       file=sys.stderr)
         if any(stale.values()):
             return 1

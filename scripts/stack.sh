@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `make up|preview|outputs|destroy STACK=<name>`: the Pulumi side of the Makefile, with the
+# checks that must come before Pulumi is ever called:
+#   1. the stack file exists (a typo must never deploy the project defaults, the $10/hour demo);
+#   2. for up: the plan (placement, model fit, $/hour), then the account preflight (credentials,
+#      instance types and GPUs, zones, vCPU quotas, EKS version; PREFLIGHT=0 skips it), then a
+#      confirmation unless YES=1 or CI;
+#   3. for destroy: a confirmation unless YES=1 or CI, then the leak audit (exit 1 when
+#      something the cluster created outside Pulumi's state is left).
+# Exit codes: the failing step's own (plan: 1 cannot place, 2 unreadable stack); 3 declined.
+set -euo pipefail
+
+action=${1:?usage: stack.sh up|preview|outputs|destroy STACK}
+stack=${2:?usage: stack.sh up|preview|outputs|destroy STACK}
+cd "$(dirname "$0")/.."
+hami_eks=${HAMI_EKS:-.venv/bin/hami-eks}
+export STACK="$stack"
+
+if [[ ! -f "Pulumi.$stack.yaml" ]]; then
+  echo "No stack file Pulumi.$stack.yaml; nothing was sent to Pulumi." >&2
+  echo "Stacks here: $(ls Pulumi.*.yaml 2>/dev/null | sed -E 's/^Pulumi\.(.*)\.yaml$/\1/' | grep -vx yaml | paste -sd, - | sed 's/,/, /g')" >&2
+  echo "Pick one with STACK=<name>, or create Pulumi.$stack.yaml (see README: add your own stack)." >&2
+  exit 2
+fi
+
+confirm() {  # $1: question; YES=1 or CI (any value) answers yes without asking
+  if [[ -n "${YES:-}" && "${YES}" != 0 ]] || [[ -n "${CI:-}" ]]; then return 0; fi
+  if [[ ! -t 0 ]]; then
+    echo "$1 Not confirmed: no terminal to ask on; set YES=1 to proceed." >&2
+    return 1
+  fi
+  local answer
+  read -r -p "$1 [y/N] " answer
+  [[ "$answer" == [yY] || "$answer" == [yY][eE][sS] ]]
+}
+
+if [[ "$action" == up ]]; then
+  # The same plan the program's preflight runs; a stack that cannot be placed stops here.
+  "$hami_eks" plan --stack "$stack" --summary
+  if [[ "${PREFLIGHT:-1}" != 0 ]]; then
+    "$hami_eks" preflight --stack "$stack"
+  fi
+fi
+
+command -v pulumi >/dev/null || { echo "Pulumi CLI not found: https://www.pulumi.com/docs/install/" >&2; exit 2; }
+if ! pulumi whoami >/dev/null 2>&1; then
+  # Without `pulumi login`, state goes to a local file backend inside the project.
+  mkdir -p .pulumi-state
+  export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
+  export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
+fi
+
+case "$action" in
+  up)
+    confirm "Deploy stack $stack? It runs until \`make destroy STACK=$stack\`." || exit 3
+    pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
+    pulumi up --yes --stack "$stack" ;;
+  preview)
+    pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
+    pulumi preview --stack "$stack" ;;
+  outputs)
+    pulumi stack output --stack "$stack" ;;
+  destroy)
+    confirm "Destroy every resource of stack $stack?" || exit 3
+    pulumi destroy --yes --stack "$stack"
+    # What Kubernetes and EKS created outside Pulumi's state survives the destroy: list it.
+    "$hami_eks" leaks --stack "$stack" ;;
+  *)
+    echo "unknown action $action" >&2; exit 2 ;;
+esac
