@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 ORDER_SHOWN = 24
 
 
-def _ranges(numbers: Sequence[int]) -> str:
+def ranges(numbers: Sequence[int]) -> str:
     """[1, 2, 3, 7] -> "1-3, 7": a service with 500 stuck replicas stays one line."""
     spans: list[list[int]] = []
     for number in numbers:
@@ -33,7 +33,7 @@ def _stuck_lines(unschedulable: Sequence[Unschedulable]) -> list[str]:
     lines = []
     for (service, reason), replicas in grouped.items():
         label = "replica" if len(replicas) == 1 else "replicas"
-        lines.append(f"  - {service} {label} {_ranges(replicas)}: {reason}")
+        lines.append(f"  - {service} {label} {ranges(replicas)}: {reason}")
     return lines
 
 

@@ -15,20 +15,10 @@ from hamieks import cost, placement
 from hamieks.modelfit import budget
 from hamieks.modelfit import report as modelfit_report
 from hamieks.modelfit.budget import ModelFit
+from hamieks.placement_report import ranges
 from hamieks.settings import Settings
 
 _COLUMNS = ("node", "group", "type", "gpu", "model", "MiB used/total", "pods (MiB each)")
-
-
-def ranges(numbers: Sequence[int]) -> str:
-    """[1, 2, 3, 7] -> "1-3, 7": a service with 500 stuck replicas stays one line."""
-    spans: list[list[int]] = []
-    for number in numbers:
-        if spans and number == spans[-1][1] + 1:
-            spans[-1][1] = number
-        else:
-            spans.append([number, number])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _rows(plan: placement.Plan) -> list[tuple[str, ...]]:

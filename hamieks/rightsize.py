@@ -624,7 +624,7 @@ def _header(result: Rightsizing, command: str, cluster: str, new_stack: str, dro
         tail.append(f"Not carried over (encrypted for stack {result.stack} only): {', '.join(dropped)}; set again with "
                     f"`pulumi config set --secret <key> <value> --stack {new_stack}`.")
     tail += [f"Note: {note}" for note in result.notes if not note.startswith("system nodes:")]
-    tail.append(f"Check it with `python -m hamieks plan --stack {new_stack}`.")
+    tail.append(f"Check it with `hami-eks plan --stack {new_stack}`.")
     lines = [f"# Derived from Pulumi.{result.stack}.yaml by:", f"#   {command}"]
     lines += [f"# {line}" for text in prose for line in textwrap.wrap(text, HEADER_WIDTH, break_on_hyphens=False)]
     lines += [f"#   {label.ljust(width)}  {text}" for label, text in rows]

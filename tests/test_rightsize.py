@@ -91,7 +91,7 @@ def test_the_proposal_for_each_shipped_stack_plans_clean(project: Path, stack: s
     assert hourly(proposed) <= hourly(source) + 1e-9
     text = (project / "Pulumi.proposed.yaml").read_text()
     assert text.splitlines()[:2] == [f"# Derived from Pulumi.{stack}.yaml by:",
-                                     f"#   python -m hamieks rightsize --stack {stack} --write proposed"]
+                                     f"#   hami-eks rightsize --stack {stack} --write proposed"]
 
 
 def test_lean_rewritten_plans_every_replica_and_costs_no_more(project: Path) -> None:

@@ -1,4 +1,4 @@
-"""`python -m hamieks leaks --stack NAME [--json]`: what the stack's cluster left in the account.
+"""`hami-eks leaks --stack NAME [--json]`: what the stack's cluster left in the account.
 
 Run after `pulumi destroy`: lists what Kubernetes, EKS or a half-finished destroy left behind
 (tagged for the cluster or the stack; see hamieks/aws/leaks.py), each with the AWS CLI command
@@ -11,29 +11,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TextIO
 
-from hamieks import stackfiles
 from hamieks.aws.leaks import Leftover, Owner, find_leftovers
 from hamieks.aws.session import Aws, stack_profile, translated_errors
+from hamieks.commands import add_stack_arguments, read_stack
 from hamieks.errors import HamiEksError
-from hamieks.settings import load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    add_stack_arguments(parser)
     parser.add_argument("--json", action="store_true",
                         help='print {"clean": bool, "leftovers": [{"kind", "id", "region", "reason", '
                              '"deleteCommand"}]}')
-    parser.add_argument("--project-dir", type=Path, default=stackfiles.project_dir_default(),
-                        help="directory holding Pulumi.yaml (default: this repository)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = stackfiles.load_stack_config(args.project_dir, args.stack)
-        settings = load_settings(config)
+        config, settings = read_stack(args)
         owner = Owner(settings.cluster_name, args.stack, settings.region)
         aws = Aws(settings.region, profile=stack_profile(config))
         with translated_errors("leaks"):

@@ -12,12 +12,12 @@ import json
 import sys
 from pathlib import Path
 
-from hamieks import catalog, placement, plan_svg, plan_text, risks, stackfiles, terminal
+from hamieks import catalog, placement, plan_svg, plan_text, risks, terminal
 from hamieks.aws import pricing as aws_pricing
 from hamieks.aws import session as aws_session
+from hamieks.commands import add_stack_arguments, read_stack
 from hamieks.errors import HamiEksError
 from hamieks.modelfit import report as modelfit_report
-from hamieks.settings import load_settings
 
 EXIT_CODES = ("exit codes: 0 every replica is placed, in every arrival order tried; 1 some replica cannot be "
               "placed, or some arrival order a rollout can produce leaves replicas Pending; "
@@ -25,7 +25,7 @@ EXIT_CODES = ("exit codes: 0 every replica is placed, in every arrival order tri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    add_stack_arguments(parser)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the plan as JSON (the placementPlan output)")
     output.add_argument("--summary", action="store_true", help="totals, cost and warnings without the GPU table")
@@ -33,16 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recorded (default: offline, the same every run), live from AWS (needs credentials), "
                              "or auto (live where AWS answers, else recorded)")
     parser.add_argument("--svg", type=Path, metavar="FILE", help="also draw the plan as an SVG picture")
-    parser.add_argument("--project-dir", type=Path, default=stackfiles.project_dir_default(),
-                        help="directory holding Pulumi.yaml (default: here if it has one, else this checkout)")
     parser.add_argument("--service", action="append", metavar="NAME",
                         help="plan only this service (repeatable); the others are left out")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = stackfiles.load_stack_config(args.project_dir, args.stack)
-        settings = load_settings(config)
+        config, settings = read_stack(args)
         prices, price_note = aws_pricing.price_lookup(args.prices, settings.region, aws_session.stack_profile(config))
         result = placement.plan(settings, args.service, prices=prices)
     except HamiEksError as exc:

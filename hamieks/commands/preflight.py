@@ -1,4 +1,4 @@
-"""`python -m hamieks preflight --stack NAME [--json]`: is the AWS account ready for this stack?
+"""`hami-eks preflight --stack NAME [--json]`: is the AWS account ready for this stack?
 
 Asks AWS (boto3; AWS_PROFILE, the stack's aws:region, AWS_ENDPOINT_URL honoured) what would
 otherwise fail twenty minutes into `pulumi up`: who the credentials are, whether every instance
@@ -13,28 +13,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TextIO
 
-from hamieks import stackfiles
 from hamieks.aws.preflight import Check, run_preflight
 from hamieks.aws.session import Aws, stack_profile, translated_errors
+from hamieks.commands import add_stack_arguments, read_stack
 from hamieks.errors import HamiEksError
-from hamieks.settings import load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    add_stack_arguments(parser)
     parser.add_argument("--json", action="store_true",
                         help='print {"ok": bool, "checks": [{"name", "target", "ok", "detail"}]}')
-    parser.add_argument("--project-dir", type=Path, default=stackfiles.project_dir_default(),
-                        help="directory holding Pulumi.yaml (default: this repository)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = stackfiles.load_stack_config(args.project_dir, args.stack)
-        settings = load_settings(config)
+        config, settings = read_stack(args)
         aws = Aws(settings.region, profile=stack_profile(config))
         with translated_errors("preflight"):
             checks = run_preflight(aws, settings)

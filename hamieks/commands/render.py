@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from hamieks import stackfiles
+from hamieks.commands import add_stack_arguments
 from hamieks.errors import HamiEksError
 from hamieks.rendering import render_stack, stale_files, write_stack
 
@@ -24,8 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--all", action="store_true", help="render every Pulumi.*.yaml stack")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the committed files are stale")
-    parser.add_argument("--project-dir", type=Path, default=stackfiles.project_dir_default(),
-                        help="project directory holding Pulumi.yaml (default: this checkout)")
+    add_stack_arguments(parser, stack=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from hamieks import rightsize, stackfiles, terminal
+from hamieks.commands import add_stack_arguments
 from hamieks.errors import HamiEksError
 from hamieks.node_groups import CAPACITY_TYPES
 from hamieks.rightsize import Rightsizing, StackFigures
@@ -27,7 +28,7 @@ EXIT_CODES = ("exit codes: 0 a proposal was found (and written with --write); 1 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    add_stack_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print current and proposal as one JSON document")
     parser.add_argument("--write", metavar="NEW", help="write the proposal as Pulumi.NEW.yaml (services unchanged)")
     parser.add_argument("--force", action="store_true", help="let --write replace an existing stack file")
@@ -35,13 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only these GPU models, a comma list of catalog names, e.g. T4,L4")
     parser.add_argument("--capacity", choices=CAPACITY_TYPES,
                         help="capacity type of the proposed GPU groups (default: each group keeps its own)")
-    parser.add_argument("--project-dir", type=Path, default=stackfiles.project_dir_default(),
-                        help="directory holding Pulumi.yaml (default: here if it has one, else this checkout)")
 
 
 def _command(args: argparse.Namespace) -> str:
     """The command as a user would retype it (no --project-dir/--json/--force: they do not change the result)."""
-    words = ["python", "-m", "hamieks", "rightsize", "--stack", args.stack]
+    words = ["hami-eks", "rightsize", "--stack", args.stack]
     if args.allow_gpu_types:
         words += ["--allow-gpu-types", args.allow_gpu_types]
     if args.capacity:
@@ -88,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         console = terminal.console()
         _print_report(result, console)
         if target is not None:
-            console.print(f"Wrote {target.name}; check it with `python -m hamieks plan --stack {args.write}`.",
+            console.print(f"Wrote {target.name}; check it with `hami-eks plan --stack {args.write}`.",
                           markup=False, highlight=False, soft_wrap=True)
     return 0
 

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from hamieks import cost, stackfiles
+from hamieks.commands import add_stack_arguments
 from hamieks.errors import HamiEksError
 from hamieks.settings import Settings, load_settings
 
@@ -18,8 +19,7 @@ EXIT_CODES = "exit codes: 0 every stack reads; 1 some stack cannot be read; 2 no
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--project-dir", type=Path, default=stackfiles.project_dir_default(),
-                        help="directory holding Pulumi.yaml (default: here if it has one, else this checkout)")
+    add_stack_arguments(parser, stack=False)
 
 
 def gpus(settings: Settings) -> str:
