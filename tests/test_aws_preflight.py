@@ -27,6 +27,7 @@ from moto.server import ThreadedMotoServer
 from hamieks import catalog
 from hamieks.aws import preflight
 from hamieks.aws.session import Aws, AwsCredentialsError
+from hamieks.check import Check
 from hamieks.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -205,7 +206,7 @@ def _version(version: str, status: str) -> dict[str, Any]:
             "endOfExtendedSupportDate": datetime(2028, 3, 1, tzinfo=UTC)}
 
 
-def _check_version(aws: Aws, wanted: str, offered: list[dict[str, Any]]) -> preflight.Check:
+def _check_version(aws: Aws, wanted: str, offered: list[dict[str, Any]]) -> Check:
     with Stubber(aws.eks()) as eks:
         eks.add_response("describe_cluster_versions", {"clusterVersions": offered[:1], "nextToken": "n"},
                          {"includeAll": True})

@@ -33,22 +33,12 @@ from hamieks.aws.session import (
     describe_client_error,
     is_credentials_error,
 )
+from hamieks.check import Check
 from hamieks.errors import ConfigError
 from hamieks.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import FilterTypeDef, InstanceTypeInfoTypeDef
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    target: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "target": self.target, "ok": self.ok, "detail": self.detail}
 
 
 # ---- vCPU quotas ------------------------------------------------------------------------------

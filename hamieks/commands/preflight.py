@@ -15,8 +15,9 @@ import json
 import sys
 from typing import TextIO
 
-from hamieks.aws.preflight import Check, run_preflight
+from hamieks.aws.preflight import run_preflight
 from hamieks.aws.session import Aws, stack_profile, translated_errors
+from hamieks.check import Check, verdict
 from hamieks.commands import add_stack_arguments, read_stack
 from hamieks.errors import HamiEksError
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     ok = all(check.ok for check in checks)
     if args.json:
-        print(json.dumps({"ok": ok, "checks": [check.to_dict() for check in checks]}, indent=2))
+        print(json.dumps(verdict(checks), indent=2))
     else:
         print_report(checks, args.stack, sys.stdout)
     return 0 if ok else 1
