@@ -9,14 +9,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube_objects
-from hamieks import hami_values, versions
+from hamieks import hami, hami_values, versions
 
 
 @dataclass(frozen=True)
 class HamiArgs:
     chart_version: str
     values: dict[str, Any]
-    namespace: str = hami_values.RELEASE_NAMESPACE
+    namespace: str = hami.RELEASE_NAMESPACE
 
 
 class Hami(pulumi.ComponentResource):
@@ -37,7 +37,7 @@ class Hami(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             k8s.helm.v3.ReleaseArgs(
-                name=hami_values.RELEASE_NAME,
+                name=hami.RELEASE_NAME,
                 chart=versions.HAMI_CHART_NAME,
                 version=args.chart_version,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.HAMI_CHART_REPO),

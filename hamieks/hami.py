@@ -42,6 +42,18 @@ ANNOTATION_NODE_REGISTER = "hami.io/node-nvidia-register"
 # ---- components -------------------------------------------------------------------------------
 # The scheduler name the webhook writes into a GPU pod's spec (chart: schedulerName).
 SCHEDULER_NAME = "hami-scheduler"
+# The release hami-eks installs (components/hami.py), and how the chart labels its workloads:
+# the scheduler Deployment and device-plugin DaemonSet carry `app.kubernetes.io/component:
+# hami-scheduler` / `hami-device-plugin` (templates/scheduler/deployment.yaml,
+# templates/device-plugin/daemonsetnvidia.yaml) and are named `<fullname>-scheduler` /
+# `<fullname>-device-plugin`, i.e. hami-scheduler and hami-device-plugin for release "hami".
+RELEASE_NAME = "hami"
+RELEASE_NAMESPACE = "kube-system"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+SCHEDULER_COMPONENT = "hami-scheduler"
+DEVICE_PLUGIN_COMPONENT = "hami-device-plugin"
+SCHEDULER_DEPLOYMENT = "hami-scheduler"
+DEVICE_PLUGIN_DAEMONSET = "hami-device-plugin"
 
 # ---- scheduling policies (pkg/util/types.go) ---------------------------------------------------
 BINPACK = "binpack"

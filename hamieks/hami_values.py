@@ -15,8 +15,6 @@ from hamieks import hami, registry_mirror, versions
 from hamieks.conventions import GPU_NODE_LABEL, GPU_TAINT, SYSTEM_NODE_LABEL
 from hamieks.settings import Settings
 
-RELEASE_NAME = "hami"
-RELEASE_NAMESPACE = "kube-system"
 # The webhook fails closed for the serving namespace, so while no scheduler pod is ready no GPU
 # pod can be created. Two leader-elected replicas: the kube-scheduler containers share one Lease
 # (templates/scheduler/configmap.yaml leaderElection.resourceName), only the leader schedules, and
@@ -28,9 +26,9 @@ SCHEDULER_REPLICAS = 2
 # The chart's scheduler pod selector labels (templates/_helpers.tpl hami-vgpu.selectorLabels plus
 # the component label of templates/scheduler/deployment.yaml).
 SCHEDULER_SELECTOR = {
-    "app.kubernetes.io/component": "hami-scheduler",
+    hami.COMPONENT_LABEL: hami.SCHEDULER_COMPONENT,
     "app.kubernetes.io/name": versions.HAMI_CHART_NAME,
-    "app.kubernetes.io/instance": RELEASE_NAME,
+    "app.kubernetes.io/instance": hami.RELEASE_NAME,
 }
 PDB_NAME = "hami-scheduler"
 
@@ -138,7 +136,7 @@ def scheduler_pod_disruption_budget() -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": PDB_NAME, "namespace": RELEASE_NAMESPACE,
+        "metadata": {"name": PDB_NAME, "namespace": hami.RELEASE_NAMESPACE,
                      "labels": {"app.kubernetes.io/part-of": "hami-eks"}},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(SCHEDULER_SELECTOR)}},
     }

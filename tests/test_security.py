@@ -13,7 +13,7 @@ import yaml
 from helpers import selector_matches, stack_settings
 from pulumi_harness import ACCOUNT, ProgramRun, Registered, run_program
 
-from hamieks import hami_values, registry_mirror, stackfiles, versions
+from hamieks import hami, hami_values, registry_mirror, stackfiles, versions
 from hamieks.access_entries import principal_keys
 from hamieks.errors import ConfigError
 
@@ -187,7 +187,7 @@ def hami_chart(shared_dir, tmp_path_factory):
 
 
 def _render(chart: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
-    manifests = chart.render(values, name=hami_values.RELEASE_NAME, namespace=hami_values.RELEASE_NAMESPACE,
+    manifests = chart.render(values, name=hami.RELEASE_NAME, namespace=hami.RELEASE_NAMESPACE,
                              is_install=True)
     return [d for p, t in sorted(manifests.items()) if p.endswith(".yaml") for d in yaml.safe_load_all(t) if d]
 

@@ -29,7 +29,6 @@ from hamieks.placement_inputs import INSTANCE_TYPE_LABEL
 from hamieks.services import ServiceSettings
 from hamieks.settings import Settings
 from hamieks.verify import annotations as hami_annotations
-from hamieks.verify import hami_objects
 from hamieks.verify.annotations import AllocatedDevice, AnnotationError, NodeRegistration
 from hamieks.verify.cluster import ExecResult, JsonObject, ProxyResponse, Snapshot
 
@@ -185,8 +184,8 @@ def _registration(node: Mapping[str, Any]) -> NodeRegistration | str:
     text = _annotations(node).get(hami.ANNOTATION_NODE_REGISTER)
     if not text:
         return (f"no {hami.ANNOTATION_NODE_REGISTER} annotation: HAMi's device plugin has not registered "
-                f"this node's GPUs (kubectl -n {hami_objects.RELEASE_NAMESPACE} logs "
-                f"ds/{hami_objects.DEVICE_PLUGIN_DAEMONSET} -c device-plugin)")
+                f"this node's GPUs (kubectl -n {hami.RELEASE_NAMESPACE} logs "
+                f"ds/{hami.DEVICE_PLUGIN_DAEMONSET} -c device-plugin)")
     try:
         return hami_annotations.parse_node_register(text)
     except AnnotationError as exc:
@@ -196,11 +195,11 @@ def _registration(node: Mapping[str, Any]) -> NodeRegistration | str:
 # ---- HAMi is up --------------------------------------------------------------------------------
 
 def check_scheduler(snapshot: Snapshot) -> list[Check]:
-    target = f"{hami_objects.RELEASE_NAMESPACE}/{hami_objects.SCHEDULER_DEPLOYMENT}"
+    target = f"{hami.RELEASE_NAMESPACE}/{hami.SCHEDULER_DEPLOYMENT}"
     if not snapshot.scheduler_deployments:
         return [Check(SCHEDULER, target, False,
-                      f"no Deployment labelled {hami_objects.COMPONENT_LABEL}={hami_objects.SCHEDULER_COMPONENT}: "
-                      f"the HAMi release is not installed (helm -n {hami_objects.RELEASE_NAMESPACE} status hami; "
+                      f"no Deployment labelled {hami.COMPONENT_LABEL}={hami.SCHEDULER_COMPONENT}: "
+                      f"the HAMi release is not installed (helm -n {hami.RELEASE_NAMESPACE} status hami; "
                       f"pulumi up installs it)")]
     checks = []
     for deployment in snapshot.scheduler_deployments:
@@ -275,7 +274,7 @@ def check_other_device_plugins(snapshot: Snapshot, settings: Settings) -> list[C
     """
     checks = []
     for daemonset in snapshot.daemonsets:
-        if _labels(daemonset).get(hami_objects.COMPONENT_LABEL) == hami_objects.DEVICE_PLUGIN_COMPONENT:
+        if _labels(daemonset).get(hami.COMPONENT_LABEL) == hami.DEVICE_PLUGIN_COMPONENT:
             continue
         evidence = _looks_like_nvidia_plugin(daemonset)
         if evidence is None:

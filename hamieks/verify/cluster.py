@@ -24,8 +24,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.stream import stream
 
+from hamieks import hami
 from hamieks.errors import HamiEksError
-from hamieks.verify import hami_objects
 
 JsonObject = dict[str, Any]
 
@@ -74,7 +74,7 @@ def _read_timeout(exc: Exception) -> bool:
 
 
 def _component(value: str) -> str:
-    return f"{hami_objects.COMPONENT_LABEL}={value}"
+    return f"{hami.COMPONENT_LABEL}={value}"
 
 
 def _unreachable(kubeconfig: Path, exc: Exception) -> ClusterUnreachable:
@@ -130,10 +130,10 @@ class Cluster:
                 deployments=self._items(self.apps.list_namespaced_deployment, namespace),
                 scheduler_deployments=self._items(
                     self.apps.list_deployment_for_all_namespaces,
-                    label_selector=_component(hami_objects.SCHEDULER_COMPONENT)),
+                    label_selector=_component(hami.SCHEDULER_COMPONENT)),
                 device_plugin_pods=self._items(
                     self.core.list_pod_for_all_namespaces,
-                    label_selector=_component(hami_objects.DEVICE_PLUGIN_COMPONENT)),
+                    label_selector=_component(hami.DEVICE_PLUGIN_COMPONENT)),
                 daemonsets=self._items(self.apps.list_daemon_set_for_all_namespaces),
             )
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
