@@ -44,7 +44,7 @@ from fake_kube import (
 
 from hamieks import cli
 from hamieks.check import Check
-from hamieks.verify import annotations, checks, runner
+from hamieks.verify import annotations, checks, in_pod, runner
 from hamieks.verify.cluster import ProxyResponse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -525,7 +525,7 @@ def test_no_inference_skips_the_proxy_and_the_fallback(cluster, verify):
     (ProxyResponse(400, json.dumps({"object": "error", "message": "too long", "code": 400}), 0.1), False),
 ])
 def test_which_proxy_failures_are_a_blocked_path(response, blocked):
-    assert checks.proxy_blocked(response) is blocked
+    assert in_pod.proxy_blocked(response) is blocked
 
 
 # ---- cannot check at all: exit 2 ---------------------------------------------------------------

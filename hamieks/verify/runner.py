@@ -10,7 +10,7 @@ from hamieks import workloads
 from hamieks.check import Check, all_ok
 from hamieks.placement import Plan
 from hamieks.settings import Settings
-from hamieks.verify import checks
+from hamieks.verify import checks, in_pod
 from hamieks.verify.cluster import Cluster
 
 
@@ -32,25 +32,25 @@ def verify_once(cluster: Cluster, settings: Settings, plan: Plan, options: Optio
     snapshot = cluster.snapshot(settings.namespace)
     results = checks.object_checks(snapshot, settings, plan)
     if options.exec_nvidia_smi:
-        for target in checks.exec_targets(snapshot, settings):
+        for target in in_pod.exec_targets(snapshot, settings):
             output = cluster.exec(settings.namespace, target.pod, target.container, list(checks.NVIDIA_SMI_QUERY),
                                   timeout=options.exec_timeout)
-            results.append(checks.check_memory_cap(settings.namespace, target, output))
+            results.append(in_pod.check_memory_cap(settings.namespace, target, output))
     if options.inference:
         for svc in settings.services:
-            response = cluster.post_service(settings.namespace, svc.name, workloads.VLLM_PORT, checks.CHAT_PATH,
-                                            checks.chat_request(svc.model),
+            response = cluster.post_service(settings.namespace, svc.name, workloads.VLLM_PORT, in_pod.CHAT_PATH,
+                                            in_pod.chat_request(svc.model),
                                             timeout=options.inference_timeout)
             inside = None
             # The service proxy comes first: it also proves the Service routes to the pods. When
             # a NetworkPolicy keeps the control plane out, ask the server from inside a Ready pod.
-            pod = checks.inference_pod(snapshot, settings, svc) if checks.proxy_blocked(response) else None
+            pod = in_pod.inference_pod(snapshot, settings, svc) if in_pod.proxy_blocked(response) else None
             if pod is not None:
-                command = checks.in_pod_command(svc.model, options.in_pod_timeout)
+                command = in_pod.in_pod_command(svc.model, options.in_pod_timeout)
                 result = cluster.exec(settings.namespace, pod.pod, pod.container, command,
                                       timeout=options.in_pod_timeout + _EXEC_MARGIN_SECONDS)
-                inside = checks.InPodAnswer(pod.pod, result)
-            results.append(checks.check_inference(settings, svc, response, inside))
+                inside = in_pod.InPodAnswer(pod.pod, result)
+            results.append(in_pod.check_inference(settings, svc, response, inside))
     return results
 
 
