@@ -6,6 +6,8 @@ which key and how to fix it", never a bug. Anything else is a bug and keeps its 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class HamiEksError(ValueError):
     """A problem in the user's input or environment, with a message that says how to fix it."""
@@ -41,3 +43,16 @@ class UnknownInstanceType(HamiEksError):
 
 class UnpricedRegion(HamiEksError):
     """No recorded price for an instance type in a region."""
+
+
+class RightsizeInputError(HamiEksError):
+    """A flag the search cannot use (unknown GPU model, capacity type, stack name)."""
+
+
+class NoFeasibleProposal(HamiEksError):
+    """No catalog option serves the stack; the message says why, per node group."""
+
+    def __init__(self, stack: str, reasons: Sequence[str]):
+        self.reasons = tuple(reasons)
+        super().__init__(f"no node groups from the catalog can serve stack {stack!r}:\n"
+                         + "\n".join(f"  - {reason}" for reason in self.reasons))

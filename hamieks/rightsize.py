@@ -39,17 +39,13 @@ from __future__ import annotations
 
 import heapq
 import math
-import re
-import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from hamieks import allocatable, catalog, cost, hami, placement
+from hamieks import allocatable, catalog, cost, hami, placement, system_nodes
 from hamieks.config_values import as_json, config_key
-from hamieks.errors import ConfigError, HamiEksError
+from hamieks.errors import ConfigError, NoFeasibleProposal, RightsizeInputError
 from hamieks.hami_values import SCHEDULER_REPLICAS
 from hamieks.modelfit import budget, hub
 from hamieks.modelfit import report as modelfit_report
@@ -59,51 +55,9 @@ from hamieks.placement_inputs import PodRequest, pods_from_settings
 from hamieks.services import ServiceSettings
 from hamieks.settings import Settings, load_settings
 
-# At least two system nodes: the webhook fails closed for GPU pods, and hami-scheduler runs
-# SCHEDULER_REPLICAS leader-elected replicas that the chart spreads one per node.
-SYSTEM_NODE_COUNT = max(2, SCHEDULER_REPLICAS)
-SYSTEM_CAPACITY_TYPE = "ON_DEMAND"
 # Whole-stack checks tried before giving up (each is one plan); groups' own optima pass at once
 # unless the whole-stack order sampling finds what the per-group checks did not.
 MAX_COMBINATIONS = 256
-# A Pulumi stack name as a file name: letters, digits, '-', '_', '.'.
-STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-CLUSTER_NAME_MAX = 100
-HEADER_WIDTH = 100
-
-
-@dataclass(frozen=True)
-class SystemPod:
-    """One replica of a system Deployment, as each system node must be able to hold it."""
-
-    name: str
-    cpu_millis: int
-    memory_mib: int
-    source: str
-
-
-# One replica of each per node (each is a two-replica Deployment spread over the system nodes).
-# Estimates: the first two are the EKS add-ons' requests; HAMi's chart sets no requests
-# (values.yaml scheduler.kubeScheduler/extender resources: {}), so its figure is an allowance
-# for what kube-scheduler and the extender use. The DaemonSets come from hamieks.allocatable.
-SYSTEM_PODS: tuple[SystemPod, ...] = (
-    SystemPod("coredns", 100, 70, "EKS coredns add-on: requests 100m CPU, 70Mi"),
-    SystemPod("ebs-csi-controller", 60, 240, "aws-ebs-csi-driver add-on controller: 6 containers x 10m, 40Mi"),
-    SystemPod("hami-scheduler", 200, 512, "chart 2.10.0 requests nothing; allowance for kube-scheduler + extender"),
-)
-
-
-class RightsizeInputError(HamiEksError):
-    """A flag the search cannot use (unknown GPU model, capacity type, stack name)."""
-
-
-class NoFeasibleProposal(HamiEksError):
-    """No catalog option serves the stack; the message says why, per node group."""
-
-    def __init__(self, stack: str, reasons: Sequence[str]):
-        self.reasons = tuple(reasons)
-        super().__init__(f"no node groups from the catalog can serve stack {stack!r}:\n"
-                         + "\n".join(f"  - {reason}" for reason in self.reasons))
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -190,20 +144,6 @@ def parse_gpu_models(text: str) -> tuple[str, ...]:
         raise RightsizeInputError(f"--allow-gpu-types: {', '.join(unknown) or 'nothing'} is not a catalog GPU model; "
                                   f"use a comma list of {', '.join(dict.fromkeys(known.values()))}, e.g. T4,L4")
     return tuple(dict.fromkeys(known[name.lower()] for name in wanted))
-
-
-def check_stack_name(name: str) -> str:
-    if not STACK_NAME.fullmatch(name):
-        raise RightsizeInputError(f"--write: {name!r} is not a stack name (letters, digits, '-', '_', '.', "
-                                  f"starting with a letter or digit), e.g. lean-rightsized")
-    return name
-
-
-def derived_cluster_name(cluster_name: str, new_stack: str) -> str:
-    """`<old>-<new stack>`: EKS cluster names (and the IAM, log-group and VPC names prefixed with
-    them) are unique per account and region, so the derived stack must not reuse its source's."""
-    suffix = re.sub(r"[^A-Za-z0-9_-]", "-", new_stack)
-    return f"{cluster_name}-{suffix}"[:CLUSTER_NAME_MAX].rstrip("-_")
 
 
 # ---- the search -------------------------------------------------------------------------------
@@ -431,28 +371,6 @@ class _GroupSearch:
         return f"{label}: no {'/'.join(self.models)} instance type in the catalog serves it: {details}"
 
 
-def _system_choice(settings: Settings, prices: cost.PriceLookup) -> tuple[catalog.InstanceType, float]:
-    """The cheapest catalog CPU type on which one node holds one replica of every SYSTEM_PODS entry."""
-    cpu = sum(pod.cpu_millis for pod in SYSTEM_PODS)
-    memory = sum(pod.memory_mib for pod in SYSTEM_PODS)
-    choices = []
-    for instance in catalog.INSTANCE_TYPES.values():
-        if instance.is_gpu:
-            continue
-        price = prices(instance.name, settings.region, SYSTEM_CAPACITY_TYPE)
-        if price is None:
-            continue
-        if (allocatable.cpu_millis(instance) >= cpu and allocatable.memory_mib(instance) >= memory
-                and allocatable.pods(instance) >= len(SYSTEM_PODS)):
-            choices.append((round(price.usd_per_hour, 6), instance.name != settings.system_instance_type,
-                            instance.name, instance))
-    if not choices:
-        raise NoFeasibleProposal("", [f"system nodes: no catalog CPU type is priced in {settings.region} "
-                                      f"(recorded: {', '.join(catalog.PRICED_REGIONS)}) and holds the system pods"])
-    usd, _, _, instance = min(choices, key=lambda c: c[:3])
-    return instance, usd
-
-
 def rightsize(stack: str, config: Mapping[str, Any], *, allowed_gpu_models: Sequence[str] | None = None,
               capacity_type: str | None = None, prices: cost.PriceLookup = cost.recorded_price,
               lookup: modelfit_report.Lookup = hub.lookup) -> Rightsizing:
@@ -468,10 +386,10 @@ def rightsize(stack: str, config: Mapping[str, Any], *, allowed_gpu_models: Sequ
     current = StackFigures(settings, current_plan, tuple(modelfit_report.model_fits(settings, lookup=search.lookup)))
     groups = [_GroupSearch(search, group) for group in settings.node_groups]
     try:
-        system, _ = _system_choice(settings, prices)
+        system, _ = system_nodes.cheapest_system_type(settings, prices)
     except NoFeasibleProposal as exc:
         raise NoFeasibleProposal(stack, exc.reasons) from None
-    system_pair = (system.name, SYSTEM_NODE_COUNT)
+    system_pair = (system.name, system_nodes.SYSTEM_NODE_COUNT)
 
     failed = [g.reasons() for g in groups if g.option(0) is None]
     if failed:
@@ -540,8 +458,9 @@ def _unpinned_config(search: _Search, config: dict[str, Any], proposal: Settings
 
 def _notes(search: _Search, groups: list[_GroupSearch], proposal: StackFigures, system: catalog.InstanceType,
            pinned: tuple[str, ...]) -> tuple[str, ...]:
-    notes = [f"system nodes: {SYSTEM_NODE_COUNT} x {system.name}, the cheapest catalog CPU type on which one node holds "
-             f"one replica each of {', '.join(p.name for p in SYSTEM_PODS)} (estimated requests) next to the DaemonSets; "
+    system_pods = ", ".join(p.name for p in system_nodes.SYSTEM_PODS)
+    notes = [f"system nodes: {system_nodes.SYSTEM_NODE_COUNT} x {system.name}, the cheapest catalog CPU type on which one "
+             f"node holds one replica each of {system_pods} (estimated requests) next to the DaemonSets; "
              f"two because HAMi's webhook fails closed and its scheduler runs {SCHEDULER_REPLICAS} replicas; on-demand"]
     for g in groups:
         if g.replicas == 0:
@@ -561,72 +480,3 @@ def _notes(search: _Search, groups: list[_GroupSearch], proposal: StackFigures, 
     return tuple(notes)
 
 
-# ---- the derived stack file --------------------------------------------------------------------
-
-def stack_file_text(result: Rightsizing, *, raw_config: Mapping[str, Any], project: str, new_stack: str,
-                    command: str) -> str:
-    """Pulumi.<new_stack>.yaml: the source stack file's keys, with the proposal's node groups,
-    system nodes, a cluster name of its own, the services (pinned where needed), and a header
-    saying how it was derived (no date: the same inputs give the same file)."""
-    def full(key: str) -> str:
-        return key if ":" in key else f"{project}:{key}"
-
-    settings = result.proposal.settings
-    cluster = derived_cluster_name(result.current.settings.cluster_name, new_stack)
-    replaced = {
-        config_key("clusterName"): cluster,
-        config_key("systemInstanceType"): settings.system_instance_type,
-        config_key("systemNodeCount"): settings.system_node_count,
-        config_key("nodeGroups"): result.config[config_key("nodeGroups")],
-        config_key("services"): result.config[config_key("services")],
-    }
-    config: dict[str, Any] = {}
-    dropped = []
-    for key, value in raw_config.items():
-        name = full(str(key))
-        if isinstance(value, Mapping) and set(value) == {"secure"}:
-            dropped.append(name)  # ciphertext is bound to the source stack's key: it cannot move
-            continue
-        config[name] = replaced.pop(name, value)
-    config.update(replaced)
-    body = yaml.safe_dump({"config": config}, sort_keys=False, default_flow_style=None, width=130)
-    return "\n".join(_header(result, command, cluster, new_stack, dropped)) + "\n" + body
-
-
-def _money(usd: float | None) -> str:
-    if usd is None:
-        return "unknown"
-    return f"${usd:.4f}/h (~${usd * cost.HOURS_PER_MONTH:,.0f}/month)"
-
-
-def describe_group(group: NodeGroupSettings) -> str:
-    spot = ", SPOT" if group.capacity_type == "SPOT" else ""
-    return f"{group.desired_size} x {group.instance.name} ({group.instance.gpu_count}x {group.gpu.short}{spot})"
-
-
-def _header(result: Rightsizing, command: str, cluster: str, new_stack: str, dropped: list[str]) -> list[str]:
-    current, proposal = result.current.settings, result.proposal.settings
-    estimate = result.proposal.plan.cost
-    prices = "; ".join(estimate.sources) if estimate is not None else "unknown prices"
-    rows = [("cost", f"{_money(result.current.usd_per_hour)} -> {_money(result.proposal.usd_per_hour)}")]
-    rows += [(new.name, f"{describe_group(current.node_group(new.name))} -> {describe_group(new)}")
-             for new in proposal.node_groups]
-    rows.append(("system", f"{current.system_node_count} x {current.system_instance_type} -> "
-                           f"{proposal.system_node_count} x {proposal.system_instance_type}"))
-    width = max(len(label) for label, _ in rows)
-    prose = [
-        f"The cheapest node groups from the hami-eks catalog ({prices}) on which the planner places every replica "
-        f"in every arrival order it tries and every model fits its slice. Services unchanged.",
-    ]
-    tail = [f"clusterName {cluster}: {result.stack}'s name plus this stack's, since two stacks with one cluster name "
-            f"in one account and region would collide (EKS cluster, IAM role and log group names)."]
-    if dropped:
-        tail.append(f"Not carried over (encrypted for stack {result.stack} only): {', '.join(dropped)}; set again with "
-                    f"`pulumi config set --secret <key> <value> --stack {new_stack}`.")
-    tail += [f"Note: {note}" for note in result.notes if not note.startswith("system nodes:")]
-    tail.append(f"Check it with `hami-eks plan --stack {new_stack}`.")
-    lines = [f"# Derived from Pulumi.{result.stack}.yaml by:", f"#   {command}"]
-    lines += [f"# {line}" for text in prose for line in textwrap.wrap(text, HEADER_WIDTH, break_on_hyphens=False)]
-    lines += [f"#   {label.ljust(width)}  {text}" for label, text in rows]
-    lines += [f"# {line}" for text in tail for line in textwrap.wrap(text, HEADER_WIDTH, break_on_hyphens=False)]
-    return lines

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hamieks import rightsize, stackfiles, terminal
+from hamieks import rightsize, rightsize_stackfile, stackfiles, terminal
 from hamieks.commands import add_stack_arguments
-from hamieks.errors import HamiEksError
+from hamieks.errors import HamiEksError, NoFeasibleProposal, RightsizeInputError
 from hamieks.node_groups import CAPACITY_TYPES
 from hamieks.rightsize import Rightsizing, StackFigures
 
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
         allowed = rightsize.parse_gpu_models(args.allow_gpu_types) if args.allow_gpu_types is not None else None
         target = None
         if args.write is not None:
-            target = project_dir / f"Pulumi.{rightsize.check_stack_name(args.write)}.yaml"
+            target = project_dir / f"Pulumi.{rightsize_stackfile.check_stack_name(args.write)}.yaml"
             if target.exists() and not args.force:
-                raise rightsize.RightsizeInputError(f"--write: {target.name} exists; choose another name or add --force "
+                raise RightsizeInputError(f"--write: {target.name} exists; choose another name or add --force "
                                                     f"to replace it")
         config = stackfiles.load_stack_config(project_dir, args.stack)
     except HamiEksError as exc:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = rightsize.rightsize(args.stack, config, allowed_gpu_models=allowed, capacity_type=args.capacity)
-    except rightsize.NoFeasibleProposal as exc:
+    except NoFeasibleProposal as exc:
         print(f"rightsize: {exc}", file=sys.stderr)
         return 1
     except HamiEksError as exc:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if target is not None:
         raw = stackfiles.read_yaml_mapping(project_dir / f"Pulumi.{args.stack}.yaml", "a mapping with a `config:` key")
         project = str(stackfiles.load_project(project_dir)["name"])
-        target.write_text(rightsize.stack_file_text(result, raw_config=raw.get("config") or {}, project=project,
+        target.write_text(rightsize_stackfile.stack_file_text(result, raw_config=raw.get("config") or {}, project=project,
                                                     new_stack=args.write, command=_command(args)))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _groups_cell(figures: StackFigures, name: str) -> str:
-    return rightsize.describe_group(figures.settings.node_group(name))
+    return rightsize_stackfile.describe_group(figures.settings.node_group(name))
 
 
 def _money(usd: float | None, digits: int) -> str:

@@ -1,0 +1,63 @@
+"""The system node group: what each of its nodes must hold, and the cheapest catalog type that does.
+
+hami-eks runs coredns, the EBS CSI controller and hami-scheduler on a small CPU node group. The
+webhook fails closed for GPU pods and hami-scheduler runs two leader-elected replicas that the
+chart spreads one per node, so there are always at least two system nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hamieks import allocatable, catalog, cost
+from hamieks.errors import NoFeasibleProposal
+from hamieks.hami_values import SCHEDULER_REPLICAS
+from hamieks.settings import Settings
+
+# At least two system nodes: the webhook fails closed for GPU pods, and hami-scheduler runs
+# SCHEDULER_REPLICAS leader-elected replicas that the chart spreads one per node.
+SYSTEM_NODE_COUNT = max(2, SCHEDULER_REPLICAS)
+SYSTEM_CAPACITY_TYPE = "ON_DEMAND"
+
+
+@dataclass(frozen=True)
+class SystemPod:
+    """One replica of a system Deployment, as each system node must be able to hold it."""
+
+    name: str
+    cpu_millis: int
+    memory_mib: int
+    source: str
+
+
+# One replica of each per node (each is a two-replica Deployment spread over the system nodes).
+# Estimates: the first two are the EKS add-ons' requests; HAMi's chart sets no requests
+# (values.yaml scheduler.kubeScheduler/extender resources: {}), so its figure is an allowance
+# for what kube-scheduler and the extender use. The DaemonSets come from hamieks.allocatable.
+SYSTEM_PODS: tuple[SystemPod, ...] = (
+    SystemPod("coredns", 100, 70, "EKS coredns add-on: requests 100m CPU, 70Mi"),
+    SystemPod("ebs-csi-controller", 60, 240, "aws-ebs-csi-driver add-on controller: 6 containers x 10m, 40Mi"),
+    SystemPod("hami-scheduler", 200, 512, "chart 2.10.0 requests nothing; allowance for kube-scheduler + extender"),
+)
+
+
+def cheapest_system_type(settings: Settings, prices: cost.PriceLookup) -> tuple[catalog.InstanceType, float]:
+    """The cheapest catalog CPU type on which one node holds one replica of every SYSTEM_PODS entry."""
+    cpu = sum(pod.cpu_millis for pod in SYSTEM_PODS)
+    memory = sum(pod.memory_mib for pod in SYSTEM_PODS)
+    choices = []
+    for instance in catalog.INSTANCE_TYPES.values():
+        if instance.is_gpu:
+            continue
+        price = prices(instance.name, settings.region, SYSTEM_CAPACITY_TYPE)
+        if price is None:
+            continue
+        if (allocatable.cpu_millis(instance) >= cpu and allocatable.memory_mib(instance) >= memory
+                and allocatable.pods(instance) >= len(SYSTEM_PODS)):
+            choices.append((round(price.usd_per_hour, 6), instance.name != settings.system_instance_type,
+                            instance.name, instance))
+    if not choices:
+        raise NoFeasibleProposal("", [f"system nodes: no catalog CPU type is priced in {settings.region} "
+                                      f"(recorded: {', '.join(catalog.PRICED_REGIONS)}) and holds the system pods"])
+    usd, _, _, instance = min(choices, key=lambda c: c[:3])
+    return instance, usd
