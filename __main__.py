@@ -86,7 +86,8 @@ cluster = Cluster(settings.cluster_name, ClusterArgs(
 gpu_groups = [
     GpuNodeGroup(f"{settings.cluster_name}-{group.name}", GpuNodeGroupArgs(
         cluster=cluster.eks_cluster, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
-        group=group, tags=tags, prerequisites=tuple(cluster.node_prerequisites)))
+        group=group, tags=tags, prerequisites=tuple(cluster.node_prerequisites),
+        kubernetes_version=settings.kubernetes_version))
     for group in settings.node_groups
 ]
 

@@ -184,6 +184,8 @@ class Cluster(pulumi.ComponentResource):
             ami_type="AL2023_x86_64_STANDARD",
             instance_types=[args.system_instance_type],
             launch_template=node_group_template(system_template),
+            # Follows the control plane on upgrades (see GpuNodeGroupArgs.kubernetes_version).
+            version=args.kubernetes_version,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 desired_size=args.system_node_count, min_size=args.system_node_count,
                 max_size=args.system_node_count + 1),

@@ -27,6 +27,11 @@ class GpuNodeGroupArgs:
     subnet_ids: pulumi.Input[list[str]]
     group: NodeGroupSettings
     tags: dict[str, str]
+    # The nodes' kubelet/AMI minor version. pulumi-eks sets it from the cluster only for node groups
+    # without a launch template (nodegroup.ts createManagedNodeGroup), so without it the nodes would
+    # stay behind a control-plane upgrade. The group depends on the cluster, so Pulumi upgrades the
+    # control plane first, as EKS requires.
+    kubernetes_version: str
     # What must exist before a node joins (Cluster.node_prerequisites): the VPC CNI's Pod Identity
     # association and agent, or aws-node on the new node starts without AWS credentials.
     prerequisites: tuple[pulumi.Resource, ...] = ()
@@ -57,6 +62,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             instance_types=list(group.instance_types),
             capacity_type=group.capacity_type,
             launch_template=node_group_template(self.launch_template),
+            version=args.kubernetes_version,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 desired_size=group.desired_size, min_size=group.min_size, max_size=group.max_size),
             subnet_ids=args.subnet_ids,

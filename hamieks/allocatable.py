@@ -18,11 +18,11 @@ Estimates (no exact source; each errs towards less room, so a plan that fits her
 - OS_MEMORY_FRACTION: the kernel, firmware and crash kernel keep part of the RAM out of the
   node's capacity; a g4dn.xlarge (16 GiB) reports about 15.3-15.5 GiB, a little under 5% less.
 - DaemonSets on every GPU node: aws-node (VPC CNI), kube-proxy, ebs-csi-node (the EBS CSI add-on
-  tolerates every taint) and HAMi's device plugin (one pod holding the plugin and the vGPU
-  monitor): DAEMONSET_PODS pods, with the CPU/memory they request rounded up to
-  DAEMONSET_CPU_MILLIS / DAEMONSET_MEMORY_MIB (aws-node 25m, kube-proxy 100m, ebs-csi-node
-  ~30m/~100Mi across its containers; HAMi's plugin requests nothing by default, its usage is
-  allowed for).
+  tolerates every taint), eks-pod-identity-agent (the VPC CNI's credentials, components/cluster.py)
+  and HAMi's device plugin (one pod holding the plugin and the vGPU monitor): DAEMONSET_PODS pods,
+  with the CPU/memory they request rounded up to DAEMONSET_CPU_MILLIS / DAEMONSET_MEMORY_MIB
+  (aws-node 25m, kube-proxy 100m, ebs-csi-node ~30m/~100Mi across its containers, the pod
+  identity agent ~25m/~32Mi; HAMi's plugin requests nothing by default, its usage is allowed for).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from hamieks import catalog
 
 OS_MEMORY_FRACTION = 0.05
 EVICTION_HARD_MIB = 100
-DAEMONSET_PODS = 4
+DAEMONSET_PODS = 5
 DAEMONSET_CPU_MILLIS = 250
 DAEMONSET_MEMORY_MIB = 512
 # EKS managed node groups: the maxPods cap and the vCPU count from which the larger one applies.

@@ -216,3 +216,28 @@ def test_destroy_asks_too(fake_pulumi):
     env, log = fake_pulumi
     assert stack_sh("destroy", "lean", env).returncode == 3
     assert not any(c.startswith("destroy") for c in calls(log))
+
+
+def test_the_stacks_own_overrides_let_plan_pass_as_pulumi_up_would(project):
+    """A stack that sets allowUnschedulable deploys (with a warning) under `pulumi up`, so `plan`
+    (and so `make up`) must not refuse it; without the key it exits 1."""
+    body = """\
+        config:
+          hami-eks:nodeGroups:
+            t4: {instanceTypes: [g4dn.xlarge], desiredSize: 1, minSize: 1, maxSize: 1}
+          hami-eks:services:
+            - {name: vllm-x, model: Qwen/Qwen2.5-1.5B-Instruct, gpuType: T4, replicas: 3, gpumem: 7500, cpu: "1", memory: 2Gi,
+               args: [--gpu-memory-utilization, "0.65", --max-model-len, "2048"]}
+        """
+    path = project("tight", body)
+    assert hami_eks("plan", "--stack", "tight", "--project-dir", str(path)).returncode == 1
+    path = project("tight", body.replace("hami-eks:services:", "hami-eks:allowUnschedulable: true\n          hami-eks:services:"))
+    result = hami_eks("plan", "--stack", "tight", "--project-dir", str(path))
+    assert result.returncode == 0, result.stdout
+    assert "allowUnschedulable is true: pulumi up deploys anyway" in result.stdout
+
+
+def test_an_unwritable_svg_path_exits_2(tmp_path):
+    result = hami_eks("plan", "--stack", "demo", "--svg", str(tmp_path / "missing" / "plan.svg"))
+    assert result.returncode == 2 and "plan: --svg" in result.stderr
+    no_traceback(result)

@@ -90,8 +90,12 @@ def test_node_groups(stack_run):
     assert system.inputs["amiType"] == "AL2023_x86_64_STANDARD"
     assert system.inputs["instanceTypes"] == [s.system_instance_type]
     assert not system.inputs.get("taints")
+    # With a launch template pulumi-eks no longer pins the version: without it, nodes would stay
+    # on the old kubelet after a control-plane upgrade.
+    assert system.inputs["version"] == s.kubernetes_version
     for group in s.node_groups:
         mng = groups[f"{s.cluster_name}-{group.name}-nodes"].inputs
+        assert mng["version"] == s.kubernetes_version
         assert mng["amiType"] == "AL2023_x86_64_NVIDIA"
         assert mng["instanceTypes"] == list(group.instance_types)
         assert mng["scalingConfig"] == {"desiredSize": group.desired_size, "minSize": group.min_size,

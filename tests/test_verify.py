@@ -559,6 +559,15 @@ def test_missing_kubeconfig_exits_2(verify, tmp_path):
     assert "no such file; write it with `pulumi stack output kubeconfig --show-secrets >" in err
 
 
+@pytest.mark.parametrize("text", ["garbage: [", "- just\n- a list\n", ""])
+def test_an_unreadable_kubeconfig_exits_2_without_a_traceback(verify, tmp_path, text):
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text(text)
+    code, out, err = verify("--stack", "demo", "--kubeconfig", str(kubeconfig))
+    assert (code, out) == (2, "")
+    assert f"--kubeconfig {kubeconfig}" in err and "Traceback" not in err
+
+
 def test_unknown_stack_exits_2(cluster):
     kubeconfig = cluster(blog_cluster())
     result = verify_subprocess("--stack", "nope", "--kubeconfig", str(kubeconfig))

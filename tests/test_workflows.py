@@ -169,3 +169,16 @@ def test_the_runtime_requirements_hold_what_verify_imports():
     # hamieks/verify/cluster.py posts through the service proxy with ApiClient.param_serialize,
     # which the client has only since 37 (its new generator).
     assert int(pin.group(1)) >= 37, "verify needs kubernetes>=37 (ApiClient.param_serialize)"
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yml")), ids=lambda p: p.name)
+def test_a_failure_before_a_pipe_fails_the_step(path):
+    """GitHub runs `run:` steps with `bash -e` unless `shell: bash` is named (then -eo pipefail):
+    without it, `verify ... | tee report.json` passes whatever verify found."""
+    doc = yaml.safe_load(path.read_text())
+    default = (doc.get("defaults") or {}).get("run", {}).get("shell")
+    for job in doc["jobs"].values():
+        job_default = (job.get("defaults") or {}).get("run", {}).get("shell", default)
+        for step in job.get("steps", []):
+            if "|" in str(step.get("run", "")).replace("||", ""):
+                assert step.get("shell", job_default) == "bash", (path.name, step.get("name"))

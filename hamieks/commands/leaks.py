@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         config, settings = read_stack(args)
         owner = Owner(settings.cluster_name, args.stack, settings.region)
         aws = Aws(settings.region, profile=stack_profile(config))
-        with translated_errors("leaks"):
+        with translated_errors("listing the account"):
             aws.sts().get_caller_identity()  # fail on bad credentials before a dozen listings
             leftovers = find_leftovers(aws, owner)
     except HamiEksError as exc:

@@ -19,9 +19,10 @@ from hamieks.commands import add_stack_arguments, read_stack
 from hamieks.errors import HamiEksError
 from hamieks.modelfit import report as modelfit_report
 
-EXIT_CODES = ("exit codes: 0 every replica is placed, in every arrival order tried; 1 some replica cannot be "
-              "placed, or some arrival order a rollout can produce leaves replicas Pending; "
-              "2 the stack cannot be read (bad config, unknown stack or service)")
+EXIT_CODES = ("exit codes: 0 every replica is placed in every arrival order tried and every model fits its "
+              "slice (or the stack's allowUnschedulable / allowModelMisfit accepts it, as pulumi up would); 1 some "
+              "replica cannot be placed, or only in some arrival orders, or a model cannot load in its slice; 2 the "
+              "stack cannot be read (bad config, unknown stack or service) or --svg cannot be written")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +49,18 @@ def run(args: argparse.Namespace) -> int:
     fits = modelfit_report.model_fits(settings, args.service)
     warnings = [*risks.risks(settings, result.cost), *modelfit_report.format_warnings(fits),
                 *modelfit_report.vllm_warnings(settings, args.service)]
+    # The stack's own overrides count as they do in `pulumi up`: the deploy goes ahead, warned.
+    unplaceable, misfit = not result.deployable, bool(modelfit_report.misfits(fits))
+    if unplaceable and settings.allow_unschedulable:
+        warnings.append("hami-eks:allowUnschedulable is true: pulumi up deploys anyway; the replicas below stay Pending")
+    if misfit and settings.allow_model_misfit:
+        warnings.append("hami-eks:allowModelMisfit is true: pulumi up deploys anyway; the servers below crash-loop")
     if args.svg is not None:
-        args.svg.write_text(plan_svg.draw(result, args.stack))
+        try:
+            args.svg.write_text(plan_svg.draw(result, args.stack))
+        except OSError as exc:
+            print(f"plan: --svg {args.svg}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     if args.json:
         document = result.to_dict(args.stack)
         document["models"] = [fit.to_dict() for fit in fits]
@@ -62,4 +73,5 @@ def run(args: argparse.Namespace) -> int:
         if args.prices != "recorded":
             warnings.insert(0, price_note)
         plan_text.print_report(result, settings, args.stack, fits, warnings, terminal.console(), full=not args.summary)
-    return 0 if result.deployable and not modelfit_report.misfits(fits) else 1
+    blocked = (unplaceable and not settings.allow_unschedulable) or (misfit and not settings.allow_model_misfit)
+    return 1 if blocked else 0

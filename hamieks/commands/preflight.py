@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config, settings = read_stack(args)
         aws = Aws(settings.region, profile=stack_profile(config))
-        with translated_errors("preflight"):
+        with translated_errors("checking the account"):
             checks = run_preflight(aws, settings)
     except HamiEksError as exc:
         print(f"preflight: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -100,10 +101,13 @@ class Cluster:
                 f"`pulumi stack output kubeconfig --show-secrets > {kubeconfig}`")
         configuration = client.Configuration()
         try:
+            # The client assumes a mapping and fails on anything else with a TypeError.
+            if not isinstance(yaml.safe_load(kubeconfig.read_text()), dict):
+                raise ValueError("expected a kubeconfig document (apiVersion, clusters, contexts, users)")
             # persist_config=False: never write refreshed tokens back into the user's file.
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig), client_configuration=configuration, persist_config=False)
-        except (ConfigException, ValueError, OSError) as exc:
+        except (ConfigException, ValueError, OSError, yaml.YAMLError) as exc:
             raise ClusterUnreachable(f"--kubeconfig {kubeconfig}: not a usable kubeconfig ({exc})") from None
         # One quick retry; a down API server should fail the run, not hang it.
         configuration.retries = 1
