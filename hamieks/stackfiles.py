@@ -93,7 +93,9 @@ def read_yaml_mapping(path: Path, expected: str) -> dict[str, Any]:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise StackFileError(_at(path.name, exc.problem_mark, f"invalid YAML: {problem}; expected {expected}")) from None
+        if "'\\t'" in problem:
+            problem += " (YAML indents with spaces, never tabs)"
+        raise StackFileError(_at(path.name, exc.problem_mark, f"invalid YAML: {problem}")) from None
     except yaml.YAMLError as exc:
         raise StackFileError(f"{path.name}: invalid YAML: {exc}") from None
     return data or {}

@@ -92,7 +92,7 @@ def test_a_closed_pipe_ends_quietly():
 
 @pytest.mark.parametrize("body, where, message", [
     ("config:\n  hami-eks:clusterName: [a\n", "Pulumi.bad.yaml:3:1", "invalid YAML"),
-    ("config:\n\thami-eks:clusterName: x\n", "Pulumi.bad.yaml:2:1", "'\\t'"),
+    ("config:\n\thami-eks:clusterName: x\n", "Pulumi.bad.yaml:2:1", "never tabs"),
     ("- config\n- x\n", "Pulumi.bad.yaml:1:1", "expected a mapping with a `config:` key, found a list"),
     ("config:\n  hami-eks:clusterName: x\n  hami-eks:clusterName: y\n", "Pulumi.bad.yaml:3:3",
      "duplicate key 'hami-eks:clusterName' (first at line 2)"),
