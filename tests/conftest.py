@@ -1,5 +1,8 @@
 import os
+import shutil
 import sys
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,3 +22,16 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is absent (a user's clone): reference data for this check is unavailable")
     return SHARED
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[[str, str], Path]:
+    """A scratch project with the real Pulumi.yaml; `project(name, body)` writes Pulumi.<name>.yaml
+    (dedented) and returns the directory, for commands run with --project-dir."""
+    shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+
+    def write(name: str, body: str) -> Path:
+        (tmp_path / f"Pulumi.{name}.yaml").write_text(textwrap.dedent(body))
+        return tmp_path
+
+    return write

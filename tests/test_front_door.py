@@ -30,17 +30,6 @@ def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
 
 
-@pytest.fixture
-def project(tmp_path: Path):
-    shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-
-    def write(name: str, body: str) -> Path:
-        (tmp_path / f"Pulumi.{name}.yaml").write_text(textwrap.dedent(body))
-        return tmp_path
-
-    return write
-
-
 # ---- the installed command ----------------------------------------------------------------------
 
 def test_the_console_script_is_installed_and_reports_its_version():

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -26,18 +24,6 @@ def plan(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def plan_json(*args: str) -> tuple[int, dict]:
     result = plan(*args, "--json")
     return result.returncode, json.loads(result.stdout)
-
-
-@pytest.fixture
-def project(tmp_path: Path):
-    """A project directory with the real Pulumi.yaml and a stack file written by the test."""
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-
-    def write(name: str, body: str) -> Path:
-        (tmp_path / f"Pulumi.{name}.yaml").write_text(textwrap.dedent(body))
-        return tmp_path
-
-    return write
 
 
 def check_schema(doc: dict) -> None:
