@@ -599,12 +599,13 @@ def test_numa_breaks_gpu_ties_towards_the_higher_node(policy):
 
 
 def test_a_node_takes_no_more_pods_than_its_max_pods():
-    """nodeadm eni_max_pods.go: ENIs x (IPv4 per ENI - 1) + 2. A node with 1 ENI of 4 addresses
-    runs 5 pods; 4 are DaemonSets (allocatable.DAEMONSET_PODS), so one replica fits by count."""
+    """nodeadm eni_max_pods.go: ENIs x (IPv4 per ENI - 1) + 2. A node with 1 ENI of D addresses
+    runs D + 1 pods; D are DaemonSets (allocatable.DAEMONSET_PODS), so one replica fits by count."""
     settings = stack({"t4": group("g4dn.12xlarge")}, [svc("x", replicas=2, gpumem=1000)])
     node = placement.nodes_from_settings(settings)[0]
-    tiny = dataclasses.replace(node, instance=dataclasses.replace(node.instance, enis=1, ipv4_per_eni=4))
-    assert allocatable.DAEMONSET_PODS == 4
+    daemonsets = allocatable.DAEMONSET_PODS
+    tiny = dataclasses.replace(node, instance=dataclasses.replace(node.instance, enis=1, ipv4_per_eni=daemonsets))
+    assert allocatable.max_pods(tiny.instance) == daemonsets + 1
     result = placement.simulate([tiny], placement.pods_from_settings(settings))
     assert len(result.placements) == 1
     assert "max pods" in result.unschedulable[0].reason
