@@ -15,14 +15,18 @@ from components.hami import Hami, HamiArgs
 from components.image_cache import ImageCache, ImageCacheArgs
 from components.network import Network, NetworkArgs
 from components.serving import ModelServing, ModelServingArgs
-from hamieks import cost, hami_values, outputs, placement, risks, zones
-from hamieks import network as network_plan
-from hamieks import settings as settings_mod
+from hamieks import cost
 from hamieks.aws import pricing as aws_pricing
 from hamieks.aws import session as aws_session
-from hamieks.conventions import SYSTEM_NODE_LABEL
+from hamieks.config import network as network_plan
+from hamieks.config import settings as settings_mod
+from hamieks.config import zones
+from hamieks.config.conventions import SYSTEM_NODE_LABEL
 from hamieks.errors import HamiEksError
+from hamieks.kube import hami_values
 from hamieks.modelfit import report as modelfit_report
+from hamieks.report import outputs, risks
+from hamieks.scheduling import placement, placement_report
 
 # ---- settings and preflight (no resources yet) ----------------------------------------------
 config, hf_token = stack_config.read()
@@ -52,7 +56,7 @@ except HamiEksError as error:
     raise pulumi.RunError(str(error)) from None
 # An order-dependent plan fails like an unplaceable one: the rollout's arrival order decides.
 if not plan.deployable:
-    message = placement.format_unschedulable(plan, pulumi.get_stack())
+    message = placement_report.format_unschedulable(plan, pulumi.get_stack())
     if not settings.allow_unschedulable:
         raise pulumi.RunError(message)
     pulumi.log.warn(message)

@@ -1,7 +1,7 @@
 """Placement planner benchmark (`make bench`): issue 4's speed targets, with figures.
 
 Targets: plan 1,000 replicas on 100 nodes of 8 GPUs in at most 2 s - the whole plan, including
-the arrival-order robustness check (the stack placed again in each of hamieks.arrival's >= 32
+the arrival-order robustness check (the stack placed again in each of hamieks.scheduling.arrival's >= 32
 orders) - and one simulation of 10x the replicas in at most 12x the time of one of 1,000 (the
 simulator must scale linearly, not with replicas x nodes). The synthetic stack goes through the
 real path - a config mapping, settings.load_settings, placement.plan - so the plan figures include
@@ -19,8 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hamieks import placement, stackfiles
-from hamieks.settings import load_settings
+from hamieks.config import stackfiles
+from hamieks.config.settings import load_settings
+from hamieks.scheduling import placement
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_STACKS = ("demo", "lean", "policies")

@@ -20,7 +20,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from hamieks import rightsize, stackfiles
+from hamieks.config import stackfiles
+from hamieks.sizing import rightsize
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_STACKS = ("demo", "lean", "policies")

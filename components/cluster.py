@@ -11,8 +11,8 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 
 from components.node_launch_template import hardened_launch_template, node_group_template
-from hamieks.access_entries import principal_keys
-from hamieks.settings import CONFIG_KEYS
+from hamieks.config.access_entries import principal_keys
+from hamieks.config.settings import CONFIG_KEYS
 
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 # What a node itself needs, and nothing its pods could borrow: joining the cluster (and, in the
@@ -132,7 +132,7 @@ class Cluster(pulumi.ComponentResource):
             authentication_mode=eks.AuthenticationMode.API,
             access_entries={
                 # Keyed by the principal, not its list position, so reordering the list does
-                # not replace entries (hamieks/access_entries.py).
+                # not replace entries (hamieks/config/access_entries.py).
                 access_keys[arn]: eks.AccessEntryArgs(
                     principal_arn=arn,
                     access_policies={"cluster-admin": eks.AccessPolicyAssociationArgs(

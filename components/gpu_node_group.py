@@ -9,8 +9,8 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 
 from components.node_launch_template import hardened_launch_template, node_group_template
-from hamieks.conventions import GPU_TAINT
-from hamieks.node_groups import NodeGroupSettings
+from hamieks.config.conventions import GPU_TAINT
+from hamieks.config.node_groups import NodeGroupSettings
 
 # AL2023 NVIDIA AMI: NVIDIA driver 580 and the container toolkit, with nodeadm making `nvidia`
 # containerd's default runtime (HAMi needs that; no RuntimeClass). It does not install NVIDIA's

@@ -9,7 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube_objects
-from hamieks import hami, hami_values, versions
+from hamieks import hami, versions
+from hamieks.kube import hami_values
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from hamieks import registry_mirror
+from hamieks.kube import registry_mirror
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Create Kubernetes objects given as plain dicts (from hamieks.workloads) as typed resources."""
+"""Create Kubernetes objects given as plain dicts (from hamieks.kube.workloads) as typed resources."""
 
 from __future__ import annotations
 

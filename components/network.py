@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from hamieks.network import ZoneSubnets
+from hamieks.config.network import ZoneSubnets
 
 
 @dataclass(frozen=True)

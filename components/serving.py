@@ -8,8 +8,8 @@ import pulumi
 
 from components import kube_objects
 from components.vllm_service import VllmService, VllmServiceArgs
-from hamieks import workloads
-from hamieks.settings import Settings
+from hamieks.config.settings import Settings
+from hamieks.kube import workloads
 
 
 @dataclass(frozen=True)

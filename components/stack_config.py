@@ -1,5 +1,5 @@
 """Read the stack's configuration from the Pulumi engine into the flat mapping that
-hamieks.settings.load_settings validates (the same mapping the offline CLI builds from files)."""
+hamieks.config.settings.load_settings validates (the same mapping the offline CLI builds from files)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pulumi
 
-from hamieks.config_values import PROJECT, SECRET_PRESENT, config_key
-from hamieks.settings import CONFIG_KEYS, STRUCTURED_KEYS
+from hamieks.config.settings import CONFIG_KEYS, STRUCTURED_KEYS
+from hamieks.config.values import PROJECT, SECRET_PRESENT, config_key
 
 
 def read() -> tuple[dict[str, Any], pulumi.Output[str] | None]:

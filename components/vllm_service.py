@@ -1,4 +1,4 @@
-"""One vLLM model server: the objects hamieks.workloads builds for it."""
+"""One vLLM model server: the objects hamieks.kube.workloads builds for it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 import pulumi
 
 from components import kube_objects
-from hamieks import registry_mirror, workloads
-from hamieks.services import ServiceSettings
-from hamieks.settings import Settings
+from hamieks.config.services import ServiceSettings
+from hamieks.config.settings import Settings
+from hamieks.kube import registry_mirror, workloads
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class InstanceType:
     gpu_count: int
     usd_per_hour: dict[str, float]
     # ENIs nodeadm counts (those of the default network card) and IPv4 addresses per ENI: the
-    # inputs of the max-pods formula (hamieks/allocatable.py).
+    # inputs of the max-pods formula (hamieks/scheduling/allocatable.py).
     enis: int
     ipv4_per_eni: int
     # NUMA node of each GPU by index, as the device plugin reads it from sysfs; empty = unknown

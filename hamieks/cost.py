@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hamieks import catalog
+from hamieks.config.settings import Settings
 from hamieks.errors import HamiEksError
-from hamieks.settings import Settings
 
 HOURS_PER_MONTH = 730
 

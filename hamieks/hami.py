@@ -8,7 +8,7 @@ units, how much memory a request is granted, the type string a GPU registers und
 `register.go`; each constant below names its source.
 
 The release values that must agree with the planner (default policies, deviceSplitCount, the
-webhook's namespaceSelector) are computed from these constants in `hamieks/hami_values.py`, so
+webhook's namespaceSelector) are computed from these constants in `hamieks/kube/hami_values.py`, so
 there is no second place to flip them.
 """
 
@@ -65,7 +65,7 @@ DEFAULT_NODE_POLICY = BINPACK
 DEFAULT_GPU_POLICY = SPREAD
 # GPU policy values HAMi 2.10 understands besides binpack/spread (pkg/util/types.go): sort-key
 # chains ("binpack,numa"), "numa", and the filters "mutex" / "topology-aware". The planner does
-# not model them (hamieks.placement refuses a pod that uses one).
+# not model them (hamieks.scheduling.placement refuses a pod that uses one).
 GPU_POLICY_NUMA = "numa"
 GPU_POLICY_MUTEX = "mutex"
 GPU_POLICY_TOPOLOGY = "topology-aware"

@@ -8,7 +8,7 @@ HAMI_CHART_REPO = "https://project-hami.github.io/HAMi/"
 
 # vLLM's OpenAI-compatible server. Tagged per release, never :latest, so a redeploy runs the
 # same code. Since v0.20 the plain tag is a CUDA 13 build: it needs driver >= 580 (the AL2023
-# NVIDIA AMI ships 580) and no longer supports Volta (V100) - see hamieks/vllm_args.py.
+# NVIDIA AMI ships 580) and no longer supports Volta (V100) - see hamieks/config/vllm_args.py.
 VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
 
 # Kubernetes minor versions in EKS standard support in late 2026. 1.34 leaves standard support on

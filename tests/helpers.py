@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hamieks import stackfiles
-from hamieks.settings import Settings, load_settings
+from hamieks.config import stackfiles
+from hamieks.config.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 # Only the stacks the project ships: a user's own Pulumi.<name>.yaml is exercised by the

@@ -2,7 +2,7 @@
 
 The Pulumi CLI gives a program the project's config defaults plus the stack file's values;
 mocks alone would give it nothing, so the stack files would never be tested. This harness
-loads both (hamieks.stackfiles, the loader the offline CLI uses too), hands them to the
+loads both (hamieks.config.stackfiles, the loader the offline CLI uses too), hands them to the
 runtime with set_all_config, and records every RegisterResource request: type, name, parent,
 provider, explicit dependencies and inputs. AWS data sources are answered from a small fake
 region in which one zone lacks g5.12xlarge, as in real us-west-2.
@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from hamieks import stackfiles
+from hamieks.config import stackfiles
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from hamieks import allocatable, catalog
+from hamieks import catalog
+from hamieks.scheduling import allocatable
 
 
 @pytest.mark.parametrize("vcpu, millis", [

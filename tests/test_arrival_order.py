@@ -1,6 +1,6 @@
 """Arrival-order robustness: replicas reach hami-scheduler interleaved, not in stack order.
 
-The orders themselves (hamieks.arrival) are checked as sequences; the placements under them are
+The orders themselves (hamieks.scheduling.arrival) are checked as sequences; the placements under them are
 worked out from HAMi's rules (GPU binpack: the busiest GPU that fits, device.go Fit / gpu_policy.go).
 """
 
@@ -12,7 +12,8 @@ from collections import Counter
 import pytest
 from helpers import SHIPPED_STACKS, group, stack, stack_settings, svc
 
-from hamieks import arrival, catalog, placement
+from hamieks import catalog
+from hamieks.scheduling import arrival, placement, placement_report
 
 T4_MIB = catalog.T4.memory_mib
 
@@ -97,13 +98,13 @@ def test_the_counterexample_replays_to_the_same_pending_replicas():
 
 def test_order_dependence_fails_the_preflight_naming_services_and_fixes():
     plan = placement.plan(issue_example())
-    message = placement.format_unschedulable(plan, "dev")
+    message = placement_report.format_unschedulable(plan, "dev")
     assert "depending on the order" in message
     assert "big replicas 3-4:" in message
     assert "big, small" in message and "node group(s) t4" in message
     assert "desiredSize" in message and "`nodeGroup`" in message
     assert "allowUnschedulable" in message and "--stack dev" in message
-    assert any("only in some arrival orders" in line for line in placement.guarantees(plan))
+    assert any("only in some arrival orders" in line for line in placement_report.guarantees(plan))
 
 
 def test_more_capacity_makes_the_example_order_robust():
@@ -134,7 +135,7 @@ def test_policies_stack_sharing_depends_on_arrival_order():
     different services on a T4 (every order still places all 16 replicas)."""
     plan = placement.plan(stack_settings("policies"))
     assert plan.order_robust and not plan.orders.sharing_robust
-    assert any("only in stack order" in line for line in placement.guarantees(plan))
+    assert any("only in stack order" in line for line in placement_report.guarantees(plan))
 
 
 @pytest.mark.parametrize("name", ["demo", "lean"])

@@ -28,7 +28,7 @@ from hamieks import catalog
 from hamieks.aws import preflight
 from hamieks.aws.session import Aws, AwsCredentialsError
 from hamieks.check import Check
-from hamieks.settings import load_settings
+from hamieks.config.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = "hami-demo-aws"

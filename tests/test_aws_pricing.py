@@ -14,8 +14,8 @@ from moto import mock_aws
 from hamieks import cost
 from hamieks.aws import pricing
 from hamieks.aws.session import Aws, AwsCredentialsError
+from hamieks.config.settings import load_settings
 from hamieks.errors import HamiEksError
-from hamieks.settings import load_settings
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import copy
 import pytest
 from pulumi_harness import REPO, run_program
 
-from hamieks import stackfiles
+from hamieks.config import stackfiles
 
 DEMO = stackfiles.load_stack_config(REPO, "demo")
 SERVICES = "hami-eks:services"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from helpers import group, stack, stack_settings, svc
 
-from hamieks import catalog, cost, placement
+from hamieks import catalog, cost
+from hamieks.scheduling import placement
 
 
 @pytest.mark.parametrize("per_az, azs, nats", [(False, 3, 1), (True, 3, 3), (True, 2, 2)])

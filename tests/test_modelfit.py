@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hamieks import catalog, hami, stackfiles, vllm_args
+from hamieks import catalog, hami
+from hamieks.config import stackfiles, vllm_args
+from hamieks.config.settings import ServiceSettings, load_settings
 from hamieks.modelfit import budget, facts, hub
-from hamieks.settings import ServiceSettings, load_settings
 from tests import fake_hf
 
 DEMO_AWQ_ARGS = ("--quantization", "awq", "--dtype", "auto", "--gpu-memory-utilization", "0.65",

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 from helpers import stack_settings
 
-from hamieks import network
+from hamieks.config import network
 
 # Recorded from the released program (tests/golden/stateful_resources.json holds the same for
 # the shipped stacks' subnets as registered). Private blocks come first, public after them.

@@ -20,10 +20,11 @@ import pytest
 import yaml
 from helpers import SHIPPED_STACKS, selector_matches, stack_settings, tolerates
 
-from hamieks import hami, hami_values, rendering, versions, workloads
-from hamieks.conventions import GPU_TAINT
+from hamieks import hami, versions
+from hamieks.config.conventions import GPU_TAINT
+from hamieks.config.settings import Settings
 from hamieks.hami import DEVICE_SPLIT_COUNT
-from hamieks.settings import Settings
+from hamieks.kube import hami_values, rendering, workloads
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS = SHIPPED_STACKS  # checks manifests/<stack>/, which only shipped stacks must have

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from helpers import group, stack, stack_settings, svc
 
-from hamieks import allocatable, catalog, hami, placement, workloads
-from hamieks.conventions import GPU_TAINT
+from hamieks import catalog, hami
+from hamieks.config.conventions import GPU_TAINT
 from hamieks.hami import DEVICE_SPLIT_COUNT
+from hamieks.kube import workloads
+from hamieks.scheduling import allocatable, placement, placement_report
 
 ROOT = Path(__file__).resolve().parent.parent
 T4_MIB = catalog.T4.memory_mib  # 15360, as HAMi registers it
@@ -406,7 +408,7 @@ def test_to_dict_has_exactly_the_issue_schema():
 def test_preflight_message_names_service_replicas_reason_and_escape_hatch():
     settings = stack({"t4": group("g4dn.xlarge")}, [svc("vllm-x", replicas=4, gpumem=7500, cpu="1", memory="4Gi")])
     plan = placement.plan(settings)
-    message = placement.format_unschedulable(plan, "dev")
+    message = placement_report.format_unschedulable(plan, "dev")
     assert "cannot place 2 of 4 replicas" in message
     assert "vllm-x replicas 3-4:" in message
     assert plan.unschedulable[0].reason in message
@@ -617,4 +619,4 @@ def test_a_group_of_several_types_is_planned_with_its_smallest_member():
     plan = placement.plan(settings)
     assert [g.instance_type for g in plan.gpus] == ["g4dn.xlarge"]
     assert any("planned with its smallest, g4dn.xlarge" in note for note in plan.notes)
-    assert any("g4dn.xlarge" in line for line in placement.guarantees(plan))
+    assert any("g4dn.xlarge" in line for line in placement_report.guarantees(plan))

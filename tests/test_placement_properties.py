@@ -15,8 +15,10 @@ from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from hamieks import allocatable, catalog, hami, placement, quantity
+from hamieks import catalog, hami
+from hamieks.config import quantity
 from hamieks.errors import ConfigError
+from hamieks.scheduling import allocatable, placement
 
 INSTANCE_TYPES = ("g4dn.xlarge", "g4dn.12xlarge", "g5.xlarge", "g5.2xlarge")
 

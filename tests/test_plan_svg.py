@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, stack_settings
 
-from hamieks import placement
+from hamieks.scheduling import placement
 
 SVG = "{http://www.w3.org/2000/svg}"
 PICTURES = {"demo": REPO / "docs" / "plan-demo.svg", "lean": REPO / "docs" / "plan-lean.svg"}

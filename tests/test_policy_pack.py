@@ -25,7 +25,9 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
 from pulumi_harness import ProgramRun, Registered, run_program
 
-from hamieks import hami, hami_values, stackfiles
+from hamieks import hami
+from hamieks.config import stackfiles
+from hamieks.kube import hami_values
 
 REPO = Path(__file__).resolve().parent.parent
 PACK = REPO / "policies"

@@ -9,7 +9,9 @@ import yaml
 from helpers import stack_settings
 from pulumi_harness import DEPLOYER_ROLE, FAKE_OFFERINGS, REPO, Secret, run_program
 
-from hamieks import catalog, hami_values, stackfiles, versions
+from hamieks import catalog, versions
+from hamieks.config import stackfiles
+from hamieks.kube import hami_values
 
 STACKS = stackfiles.available_stacks(REPO)
 OUTPUTS = {"kubeconfig", "clusterName", "region", "clusterEndpoint", "kubectlConfigCommand", "vpcId",
@@ -303,7 +305,7 @@ def test_region_without_prices_still_deploys():
 
 
 def test_pulumi_waits_as_long_as_a_model_may_take_to_start():
-    from hamieks import workloads
+    from hamieks.kube import workloads
     run = run_program("demo")
     for svc in stack_settings("demo").services:
         dep = next(r for r in run.of_type(DEPLOYMENT) if r.inputs["metadata"]["name"] == svc.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hamieks import quantity
+from hamieks.config import quantity
 
 
 @pytest.mark.parametrize("value, millis", [("2", 2000), ("500m", 500), ("1.5", 1500), (1, 1000), ("0.0001", 1)])

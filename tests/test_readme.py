@@ -11,8 +11,9 @@ import pytest
 from helpers import SHIPPED_STACKS
 from pulumi_harness import REPO, run_program
 
-from hamieks import placement, stackfiles
-from hamieks import settings as settings_mod
+from hamieks.config import settings as settings_mod
+from hamieks.config import stackfiles
+from hamieks.scheduling import placement
 
 README = (REPO / "README.md").read_text()
 
@@ -118,9 +119,11 @@ def test_failure_examples_are_the_clis_words(stack, tmp_path):
 
 
 def test_default_host_requests_table_is_the_allocatable_models():
-    """README's "servers with the default 2 CPU / 16Gi" column, from hamieks/allocatable.py."""
-    from hamieks import allocatable, catalog, quantity
-    from hamieks.services import ServiceSettings
+    """README's "servers with the default 2 CPU / 16Gi" column, from hamieks/scheduling/allocatable.py."""
+    from hamieks import catalog
+    from hamieks.config import quantity
+    from hamieks.config.services import ServiceSettings
+    from hamieks.scheduling import allocatable
     cpu = quantity.cpu_millis(ServiceSettings.cpu)
     memory = quantity.mebibytes(ServiceSettings.memory)
     rows = re.findall(r"^\| ((?:g[\w.]+(?:, )?)+) \| \d+ / \d+ \| (\d+)", README, re.M)

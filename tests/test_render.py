@@ -12,8 +12,9 @@ import pytest
 import yaml
 from helpers import SHIPPED_STACKS
 
-from hamieks import hami_values, stackfiles, workloads
-from hamieks.settings import load_settings
+from hamieks.config import stackfiles
+from hamieks.config.settings import load_settings
+from hamieks.kube import hami_values, workloads
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS = SHIPPED_STACKS  # a user's own stack need not be rendered into manifests/

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from hamieks import catalog, cost, placement, stackfiles
+from hamieks import catalog, cost
+from hamieks.config import stackfiles
+from hamieks.config.settings import Settings, load_settings
 from hamieks.modelfit import report as modelfit_report
-from hamieks.settings import Settings, load_settings
+from hamieks.scheduling import placement, placement_report
 from tests.helpers import SHIPPED_STACKS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +68,7 @@ def hourly(settings: Settings) -> float:
 def assert_plans_clean(settings: Settings) -> None:
     """What the preflight demands: every replica placed in every tried order, no model that cannot load."""
     plan = placement.plan(settings)
-    assert plan.all_placed and plan.order_robust, placement.format_unschedulable(plan, "proposal")
+    assert plan.all_placed and plan.order_robust, placement_report.format_unschedulable(plan, "proposal")
     assert not modelfit_report.misfits(modelfit_report.model_fits(settings))
 
 

@@ -13,9 +13,11 @@ import yaml
 from helpers import selector_matches, stack_settings
 from pulumi_harness import ACCOUNT, ProgramRun, Registered, run_program
 
-from hamieks import hami, hami_values, registry_mirror, stackfiles, versions
-from hamieks.access_entries import principal_keys
+from hamieks import hami, versions
+from hamieks.config import stackfiles
+from hamieks.config.access_entries import principal_keys
 from hamieks.errors import ConfigError
+from hamieks.kube import hami_values, registry_mirror
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS = stackfiles.available_stacks(REPO)

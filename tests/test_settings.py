@@ -4,8 +4,8 @@ import pytest
 import yaml
 from pulumi_harness import REPO
 
-from hamieks import settings as s
-from hamieks import stackfiles
+from hamieks.config import settings as s
+from hamieks.config import stackfiles
 from hamieks.errors import ConfigError
 
 PROJECT = yaml.safe_load((REPO / "Pulumi.yaml").read_text())

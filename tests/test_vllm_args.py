@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hamieks import catalog, vllm_args
+from hamieks import catalog
+from hamieks.config import vllm_args
+from hamieks.config.settings import ServiceSettings
 from hamieks.modelfit import facts
-from hamieks.settings import ServiceSettings
 
 DEMO_T4_ARGS = ("--dtype", "auto", "--gpu-memory-utilization", "0.65", "--max-model-len", "2048", "--max-num-seqs", "3")
 DEMO_AWQ_ARGS = ("--quantization", "awq", "--dtype", "auto", "--gpu-memory-utilization", "0.65",

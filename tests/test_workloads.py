@@ -1,4 +1,4 @@
-"""The model-server objects (hamieks.workloads) behave as a real cluster needs them to.
+"""The model-server objects (hamieks.kube.workloads) behave as a real cluster needs them to.
 
 Properties are checked against Kubernetes semantics (label selectors, taints and tolerations,
 NetworkPolicy admission, probe budgets, quantities) for every shipped stack, not against copies
@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from helpers import selector_matches, stack_settings, tolerates, with_service_fields
 
-from hamieks import hami, hami_values, stackfiles, workloads
-from hamieks.conventions import GPU_TAINT
+from hamieks import hami
+from hamieks.config import stackfiles
+from hamieks.config.conventions import GPU_TAINT
+from hamieks.kube import hami_values, workloads
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS = stackfiles.available_stacks(REPO)

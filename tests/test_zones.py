@@ -4,7 +4,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from hamieks import zones
+from hamieks.config import zones
 from hamieks.errors import ConfigError
 
 OFFERINGS = [("g4dn.12xlarge", z) for z in ("r-a", "r-b", "r-c", "r-d")] + \

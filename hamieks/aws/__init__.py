@@ -2,4 +2,6 @@
 
 Every AWS client comes from `session.Aws`, so credentials, region, endpoint and retry behaviour are
 decided in one place (see session.py).
+
+May import: top level, config.
 """

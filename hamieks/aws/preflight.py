@@ -4,7 +4,7 @@ Each check is a `Check(name, target, ok, detail)`; a failed one's detail says wh
 - identity: which account and principal the credentials are, in which region;
 - instance-type: every configured type exists in the region and its GPUs (EC2 GpuInfo) are the
   model and count our catalog plans with;
-- zones: at least availabilityZoneCount zones offer every type (hamieks.zones decides, as the
+- zones: at least availabilityZoneCount zones offer every type (hamieks.config.zones decides, as the
   program does);
 - vcpu-quota: the EC2 vCPU quotas (Service Quotas) cover every node group at maxSize plus what
   other instances already use, with the exact value to request when they do not;
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from hamieks import catalog, versions, zones
+from hamieks import catalog, versions
 from hamieks.aws.leaks import cluster_tag, tag_map
 from hamieks.aws.session import (
     CREDENTIALS_FIX,
@@ -34,8 +34,9 @@ from hamieks.aws.session import (
     is_credentials_error,
 )
 from hamieks.check import Check
+from hamieks.config import zones
+from hamieks.config.settings import Settings
 from hamieks.errors import ConfigError
-from hamieks.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import FilterTypeDef, InstanceTypeInfoTypeDef

@@ -3,6 +3,8 @@
 Command modules parse arguments, call the library modules of `hamieks` and print; they hold no
 domain logic, so a library module and a command module are never the same file. The arguments
 every stack-reading command shares, and reading that stack, live here once.
+
+May import: top level, config, kube, scheduling, modelfit, sizing, report, aws, verify.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hamieks import stackfiles
-from hamieks.settings import Settings, load_settings
+from hamieks.config import stackfiles
+from hamieks.config.settings import Settings, load_settings
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser, stack_help: str = "stack name: reads Pulumi.<stack>.yaml",

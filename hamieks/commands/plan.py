@@ -12,12 +12,14 @@ import json
 import sys
 from pathlib import Path
 
-from hamieks import catalog, placement, plan_svg, plan_text, risks, terminal
+from hamieks import catalog, terminal
 from hamieks.aws import pricing as aws_pricing
 from hamieks.aws import session as aws_session
 from hamieks.commands import add_stack_arguments, read_stack
 from hamieks.errors import HamiEksError
 from hamieks.modelfit import report as modelfit_report
+from hamieks.report import plan_svg, plan_text, risks
+from hamieks.scheduling import placement
 
 EXIT_CODES = ("exit codes: 0 every replica is placed in every arrival order tried and every model fits its "
               "slice (or the stack's allowUnschedulable / allowModelMisfit accepts it, as pulumi up would); 1 some "

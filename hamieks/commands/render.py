@@ -1,6 +1,6 @@
 """`hami-eks render --stack <name> [--check]`: write or check manifests/<stack>/.
 
-See hamieks/rendering.py for what is written. `--check` writes nothing and exits 1 when a
+See hamieks/kube/rendering.py for what is written. `--check` writes nothing and exits 1 when a
 committed file differs from a fresh rendering; exit 2 when a stack cannot be read.
 """
 
@@ -10,10 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from hamieks import stackfiles
 from hamieks.commands import add_stack_arguments
+from hamieks.config import stackfiles
 from hamieks.errors import HamiEksError
-from hamieks.rendering import render_stack, stale_files, write_stack
+from hamieks.kube.rendering import render_stack, stale_files, write_stack
 
 EXIT_CODES = "exit codes: 0 written (or, with --check, up to date); 1 --check found stale files; 2 a stack cannot be read"
 

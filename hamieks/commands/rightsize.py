@@ -2,7 +2,7 @@
 
 The cheapest node groups and system nodes that still serve every replica of the stack, its
 services unchanged: each group's instance type (any catalog type whose GPU its services accept)
-and node count, found by an exact search with the planner as the judge (hamieks/rightsize.py).
+and node count, found by an exact search with the planner as the judge (hamieks/sizing/rightsize.py).
 Prints the current and proposed stack side by side; `--write NEW` writes Pulumi.NEW.yaml.
 """
 
@@ -16,11 +16,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hamieks import rightsize, rightsize_stackfile, stackfiles, terminal
+from hamieks import terminal
 from hamieks.commands import add_stack_arguments
+from hamieks.config import stackfiles
+from hamieks.config.node_groups import CAPACITY_TYPES
 from hamieks.errors import HamiEksError, NoFeasibleProposal, RightsizeInputError
-from hamieks.node_groups import CAPACITY_TYPES
-from hamieks.rightsize import Rightsizing, StackFigures
+from hamieks.sizing import rightsize
+from hamieks.sizing import stackfile as rightsize_stackfile
+from hamieks.sizing.rightsize import Rightsizing, StackFigures
 
 EXIT_CODES = ("exit codes: 0 a proposal was found (and written with --write); 1 no catalog option serves every "
               "replica (the reasons are printed); 2 the stack cannot be read, a flag is wrong, or --write would "

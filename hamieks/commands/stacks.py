@@ -10,10 +10,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from hamieks import cost, stackfiles
+from hamieks import cost
 from hamieks.commands import add_stack_arguments
+from hamieks.config import stackfiles
+from hamieks.config.settings import Settings, load_settings
 from hamieks.errors import HamiEksError
-from hamieks.settings import Settings, load_settings
 
 EXIT_CODES = "exit codes: 0 every stack reads; 1 some stack cannot be read; 2 no project here"
 

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hamieks import placement, terminal
+from hamieks import terminal
 from hamieks.check import Check, all_ok, verdict
 from hamieks.commands import add_stack_arguments, read_stack
 from hamieks.errors import HamiEksError
+from hamieks.scheduling import placement
 from hamieks.verify import runner
 from hamieks.verify.cluster import Cluster
 

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hamieks import vllm_args
+from hamieks.config import vllm_args
 from hamieks.modelfit.facts import ModelFacts
 
 if TYPE_CHECKING:

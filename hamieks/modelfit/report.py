@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from hamieks import hami, vllm_args
+from hamieks import hami
+from hamieks.config import vllm_args
+from hamieks.config.settings import Settings
 from hamieks.modelfit import budget, hub
 from hamieks.modelfit.facts import ModelFacts
-from hamieks.settings import Settings
 
 OVERRIDE_KEY = "hami-eks:allowModelMisfit"
 

@@ -8,4 +8,6 @@
 - `runner`: one round of every check against a cluster, and the `--wait` polling loop.
 
 No Pulumi import: CI runs this after `pulumi up` with the kubeconfig the stack exports.
+
+May import: top level, config, kube, scheduling.
 """

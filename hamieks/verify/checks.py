@@ -20,11 +20,11 @@ from typing import Any
 
 from hamieks import catalog, hami
 from hamieks.check import Check
-from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_NODE_LABEL
-from hamieks.placement import Plan
-from hamieks.placement_inputs import INSTANCE_TYPE_LABEL
-from hamieks.services import ServiceSettings
-from hamieks.settings import Settings
+from hamieks.config.conventions import ACCELERATOR_LABEL_KEY, GPU_NODE_LABEL
+from hamieks.config.services import ServiceSettings
+from hamieks.config.settings import Settings
+from hamieks.scheduling.placement import Plan
+from hamieks.scheduling.placement_inputs import INSTANCE_TYPE_LABEL
 from hamieks.verify import annotations as hami_annotations
 from hamieks.verify import objects as k8s
 from hamieks.verify.annotations import NodeRegistration

@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hamieks import hami, workloads
+from hamieks import hami
 from hamieks.check import Check
-from hamieks.services import ServiceSettings
-from hamieks.settings import Settings
+from hamieks.config.services import ServiceSettings
+from hamieks.config.settings import Settings
+from hamieks.kube import workloads
 from hamieks.verify import objects as k8s
 from hamieks.verify.annotations import AllocatedDevice
 from hamieks.verify.checks import INFERENCE, MEMORY_CAP, NVIDIA_SMI_QUERY, REPLICAS, placed_pods

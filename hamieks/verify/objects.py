@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hamieks import catalog, hami, workloads
-from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_NODE_LABEL
-from hamieks.placement_inputs import INSTANCE_TYPE_LABEL
-from hamieks.services import ServiceSettings
-from hamieks.settings import Settings
+from hamieks import catalog, hami
+from hamieks.config.conventions import ACCELERATOR_LABEL_KEY, GPU_NODE_LABEL
+from hamieks.config.services import ServiceSettings
+from hamieks.config.settings import Settings
+from hamieks.kube import workloads
+from hamieks.scheduling.placement_inputs import INSTANCE_TYPE_LABEL
 from hamieks.verify import annotations as hami_annotations
 from hamieks.verify.annotations import AllocatedDevice, AnnotationError, NodeRegistration
 from hamieks.verify.cluster import JsonObject, Snapshot

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hamieks import workloads
 from hamieks.check import Check, all_ok
-from hamieks.placement import Plan
-from hamieks.settings import Settings
+from hamieks.config.settings import Settings
+from hamieks.kube import workloads
+from hamieks.scheduling.placement import Plan
 from hamieks.verify import checks, in_pod
 from hamieks.verify.cluster import Cluster
 

@@ -5,7 +5,7 @@ The pods are read from the very Deployment `workloads.deployment(settings, servi
 (annotations, `nvidia.com/*` limits, nodeSelector, tolerations, CPU/memory requests), so the plan
 cannot drift from what the cluster will be asked to schedule; they are read the way HAMi 2.10's
 webhook and scheduler read them (pkg/device/nvidia/device.go). Nodes carry the GPUs and memory
-HAMi registers (catalog), the node's allocatable (hamieks/allocatable.py) and the labels/taint
+HAMi registers (catalog), the node's allocatable (hamieks/scheduling/allocatable.py) and the labels/taint
 hami-eks puts on them. The static filters (nodeSelector, taints, use/nouse-gputype) live here too.
 """
 
@@ -15,12 +15,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hamieks import allocatable, catalog, hami, quantity, stackfiles, workloads
-from hamieks.conventions import GPU_TAINT
+from hamieks import catalog, hami
+from hamieks.config import quantity, stackfiles
+from hamieks.config.conventions import GPU_TAINT
+from hamieks.config.node_groups import NodeGroupSettings
+from hamieks.config.settings import Settings
 from hamieks.errors import PlanError
 from hamieks.hami import BINPACK, CORES_PER_GPU, SPREAD
-from hamieks.node_groups import NodeGroupSettings
-from hamieks.settings import Settings
+from hamieks.kube import workloads
+from hamieks.scheduling import allocatable
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 _BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")  # PreferNoSchedule only lowers a node's score
@@ -149,7 +152,7 @@ def _pod_request(deployment: Mapping[str, Any]) -> PodRequest:
     gpus, _ = _summed(containers, hami.RESOURCE_GPU, quantity.whole_number)
     if gpus != 1:
         raise PlanError(f"{name} requests {gpus or 0} x {hami.RESOURCE_GPU}; the planner models "
-                        f"pods with exactly one (shared) GPU, as hamieks/workloads.py builds them")
+                        f"pods with exactly one (shared) GPU, as hamieks/kube/workloads.py builds them")
     gpumem, _ = _summed(containers, hami.RESOURCE_GPUMEM, quantity.whole_number)
     percentage, _ = _summed(containers, hami.RESOURCE_GPUMEM_PERCENTAGE, quantity.whole_number)
     low, high = hami.GPUMEM_PERCENTAGE_RANGE

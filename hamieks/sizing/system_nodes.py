@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hamieks import allocatable, catalog, cost
+from hamieks import catalog, cost
+from hamieks.config.settings import Settings
 from hamieks.errors import NoFeasibleProposal
-from hamieks.hami_values import SCHEDULER_REPLICAS
-from hamieks.settings import Settings
+from hamieks.kube.hami_values import SCHEDULER_REPLICAS
+from hamieks.scheduling import allocatable
 
 # At least two system nodes: the webhook fails closed for GPU pods, and hami-scheduler runs
 # SCHEDULER_REPLICAS leader-elected replicas that the chart spreads one per node.
@@ -33,7 +34,7 @@ class SystemPod:
 # One replica of each per node (each is a two-replica Deployment spread over the system nodes).
 # Estimates: the first two are the EKS add-ons' requests; HAMi's chart sets no requests
 # (values.yaml scheduler.kubeScheduler/extender resources: {}), so its figure is an allowance
-# for what kube-scheduler and the extender use. The DaemonSets come from hamieks.allocatable.
+# for what kube-scheduler and the extender use. The DaemonSets come from hamieks.scheduling.allocatable.
 SYSTEM_PODS: tuple[SystemPod, ...] = (
     SystemPod("coredns", 100, 70, "EKS coredns add-on: requests 100m CPU, 70Mi"),
     SystemPod("ebs-csi-controller", 60, 240, "aws-ebs-csi-driver add-on controller: 6 containers x 10m, 40Mi"),

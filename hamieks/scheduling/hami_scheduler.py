@@ -22,9 +22,10 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from hamieks import allocatable, arrival, hami
+from hamieks import hami
 from hamieks.hami import BINPACK, CORES_PER_GPU, DEVICE_SPLIT_COUNT
-from hamieks.placement_inputs import NodeSpec, PodRequest, blocking_taint, gpu_type_allowed, selector_matches
+from hamieks.scheduling import allocatable, arrival
+from hamieks.scheduling.placement_inputs import NodeSpec, PodRequest, blocking_taint, gpu_type_allowed, selector_matches
 
 # ---- scores: HAMi computes them in float32 -----------------------------------------------------
 

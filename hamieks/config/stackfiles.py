@@ -36,7 +36,8 @@ def project_dir_default() -> Path:
     here = Path.cwd()
     if (here / PROJECT_FILE).is_file():
         return here
-    return Path(__file__).resolve().parent.parent
+    # hamieks/config/stackfiles.py -> the checkout holding hamieks/.
+    return Path(__file__).resolve().parents[2]
 
 
 def available_stacks(project_dir: Path) -> list[str]:

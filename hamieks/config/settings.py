@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hamieks import catalog, network, versions
-from hamieks.config_values import COERCE, DNS_LABEL, PROJECT, SECRET_PRESENT, Problems, config_key
+from hamieks import catalog, versions
+from hamieks.config import network
+from hamieks.config.node_groups import NodeGroupSettings, node_groups_from_config
+from hamieks.config.services import ServiceSettings, services_from_config
+from hamieks.config.values import COERCE, DNS_LABEL, PROJECT, SECRET_PRESENT, Problems, config_key
 from hamieks.errors import UnknownInstanceType
-from hamieks.node_groups import NodeGroupSettings, node_groups_from_config
-from hamieks.services import ServiceSettings, services_from_config
 
 
 @dataclass(frozen=True)

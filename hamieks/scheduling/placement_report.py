@@ -1,15 +1,14 @@
 """The plan in words: the preflight error and the guarantees a plan does and does not give.
 
-Kept apart from the simulation (hamieks/placement.py) so the rules read without the prose.
+Kept apart from the simulation (hamieks/scheduling/placement.py) so the rules read without the prose;
+it imports the simulation, never the other way round.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from hamieks.placement import Counterexample, Plan, Unschedulable
+from hamieks.scheduling.placement import Counterexample, Plan, Unschedulable
 
 # How many pods of a counterexample's arrival order the message spells out.
 ORDER_SHOWN = 24

@@ -7,8 +7,8 @@ Each names the key and what to do about it.
 from __future__ import annotations
 
 from hamieks import cost
-from hamieks.config_values import config_key
-from hamieks.settings import Settings
+from hamieks.config.settings import Settings
+from hamieks.config.values import config_key
 
 # Below this a node's root disk holds the AMI and the vLLM image (~10 GB) but few model weights;
 # the settings refuse less than 20 GiB outright.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hamieks import workloads
-from hamieks.settings import Settings
+from hamieks.config.settings import Settings
+from hamieks.kube import workloads
 
 
 def kubectl_config_command(settings: Settings) -> str:

@@ -1,11 +1,11 @@
 """Where HAMi will put every replica, what each will see as GPU memory, and what it costs.
 
-A pure simulation of hami-scheduler 2.10.0 (hamieks/hami_scheduler.py, rules and sources in
+A pure simulation of hami-scheduler 2.10.0 (hamieks/scheduling/hami_scheduler.py, rules and sources in
 docs/hami-rules.md), run before anything is paid for, on the pods and nodes the stack will create
-(hamieks/placement_inputs.py).
+(hamieks/scheduling/placement_inputs.py).
 
 Arrival order: the printed plan places the replicas in stack order; the robustness check places
-them again in every other order hamieks.arrival lists (reverse, round-robin, slow-start bursts,
+them again in every other order hamieks.scheduling.arrival lists (reverse, round-robin, slow-start bursts,
 largest/smallest first, seeded shuffles - or every order when there are few). The plan is
 order-robust when each of them places every replica; the first that does not is the
 counterexample, and the preflight fails on it as on an unplaceable replica.
@@ -18,9 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hamieks import arrival, cost
+from hamieks import cost
+from hamieks.config.settings import Settings
 from hamieks.errors import PlanError
-from hamieks.hami_scheduler import (
+from hamieks.scheduling import arrival
+from hamieks.scheduling.hami_scheduler import (
     GpuUsage,
     Placement,
     Scheduler,
@@ -30,7 +32,7 @@ from hamieks.hami_scheduler import (
     simulate,
     usage_score,
 )
-from hamieks.placement_inputs import (
+from hamieks.scheduling.placement_inputs import (
     NodeSpec,
     PodRequest,
     gpu_type_allowed,
@@ -41,7 +43,6 @@ from hamieks.placement_inputs import (
     pods_from_settings,
     tolerates,
 )
-from hamieks.settings import Settings
 
 # ---- arrival-order robustness ------------------------------------------------------------------
 
@@ -49,7 +50,7 @@ from hamieks.settings import Settings
 class Counterexample:
     """An arrival order in which HAMi leaves replicas Pending although the stack order places all."""
 
-    name: str  # which of hamieks.arrival's orders, e.g. "round-robin"
+    name: str  # which of hamieks.scheduling.arrival's orders, e.g. "round-robin"
     order: tuple[str, ...]  # pod names in arrival order
     unschedulable: tuple[Unschedulable, ...]
     competing: tuple[str, ...]  # services on the nodes the Pending replicas could have used
@@ -198,13 +199,9 @@ def plan(settings: Settings, services: Iterable[str] | None = None,
     return Plan(result.gpus, result.placements, result.unschedulable, cost.estimate_cost(settings, prices),
                 tuple(p.service for p in pods), orders, planning_notes(settings))
 
-
-# The preflight message and the guarantees lines live with the other words for people.
-from hamieks.placement_report import format_unschedulable, guarantees  # noqa: E402
-
 __all__ = [
     "Counterexample", "GpuUsage", "NodeSpec", "OrderCheck", "Placement", "Plan", "PlanError", "PodRequest",
-    "Simulation", "Unschedulable", "check_orders", "format_unschedulable", "gpu_type_allowed", "guarantees",
+    "Simulation", "Unschedulable", "check_orders", "gpu_type_allowed",
     "nodes_from_settings", "plan", "planned_instance", "planning_notes", "pod_request", "pods_from_settings",
     "simulate", "tolerates", "tried_orders", "usage_score",
 ]

@@ -33,7 +33,6 @@ from hamieks import versions
 
 if TYPE_CHECKING:
     from hamieks import catalog
-    from hamieks.modelfit.facts import ModelFacts
 
 
 class ServiceLike(Protocol):
@@ -46,6 +45,14 @@ class ServiceLike(Protocol):
     def args(self) -> tuple[str, ...]: ...
 
 
+class DtypeFacts(Protocol):
+    """What the warnings read of a model's facts (hamieks.modelfit.facts.ModelFacts): config
+    parsing stays below model fit, which imports it."""
+
+    @property
+    def torch_dtype(self) -> str: ...
+
+
 # vLLM's own defaults for the options the checks read (vllm/engine/arg_utils.py EngineArgs).
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 DEFAULT_TENSOR_PARALLEL_SIZE = 1
@@ -55,7 +62,7 @@ DEFAULT_TENSOR_PARALLEL_SIZE = 1
 # and the Service reach). `--uds` replaces TCP with a unix socket: nothing could reach the server.
 _OWNED_BY_PROGRAM = {
     "--port": "the probes, the Service and the NetworkPolicy use vLLM's default port 8000 "
-              "(hamieks.workloads.VLLM_PORT); remove --port",
+              "(hamieks.kube.workloads.VLLM_PORT); remove --port",
     "--host": "the server must listen on all interfaces (vLLM's default) for the kubelet's probes and "
               "the Service to reach it; remove --host",
     "--uds": "a unix socket replaces the TCP port the probes and the Service use; remove --uds",
@@ -338,7 +345,7 @@ def _gpu_problems(parsed: VllmArgs, gpu: catalog.GpuModel, gpus_per_pod: int) ->
     return found
 
 
-def warnings(service: ServiceLike, gpu: catalog.GpuModel, facts: ModelFacts | None = None) -> list[str]:
+def warnings(service: ServiceLike, gpu: catalog.GpuModel, facts: DtypeFacts | None = None) -> list[str]:
     """Settings that run, but slower or less precisely than they could; one sentence each with the fix.
 
     `facts` (the model's config facts, when known) enables the dtype check.

@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from hamieks import hami, registry_mirror, versions
-from hamieks.conventions import GPU_NODE_LABEL, GPU_TAINT, SYSTEM_NODE_LABEL
-from hamieks.settings import Settings
+from hamieks import hami, versions
+from hamieks.config.conventions import GPU_NODE_LABEL, GPU_TAINT, SYSTEM_NODE_LABEL
+from hamieks.config.settings import Settings
+from hamieks.kube import registry_mirror
 
 # The webhook fails closed for the serving namespace, so while no scheduler pod is ready no GPU
 # pod can be created. Two leader-elected replicas: the kube-scheduler containers share one Lease

@@ -6,8 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hamieks import hami, quantity, versions, vllm_args
-from hamieks.config_values import (
+from hamieks import hami, versions
+from hamieks.config import quantity, vllm_args
+from hamieks.config.conventions import GPUS_PER_POD
+from hamieks.config.node_groups import NodeGroupSettings
+from hamieks.config.values import (
     DNS_LABEL,
     Problems,
     as_int,
@@ -18,8 +21,6 @@ from hamieks.config_values import (
     read_field,
     unknown_fields,
 )
-from hamieks.conventions import GPUS_PER_POD
-from hamieks.node_groups import NodeGroupSettings
 
 _SERVICE_FIELDS = {
     "name", "model", "gpuType", "replicas", "gpumem", "gpumemPercentage", "gpucores", "args", "image",
@@ -124,7 +125,7 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
         if gpumem is not None and gpumem > gpu.memory_mib:
             problems.add(f"{key}.gpumem", f"{gpumem} MiB is more than a whole {gpu.short} has as HAMi sees it "
                                           f"({gpu.memory_mib} MiB); lower gpumem or use a larger GPU")
-        # vLLM under HAMi: the args, the model id and the GPU's architecture (hamieks/vllm_args.py).
+        # vLLM under HAMi: the args, the model id and the GPU's architecture (hamieks/config/vllm_args.py).
         for field_name, message in vllm_args.problems(service, gpu, GPUS_PER_POD):
             problems.add(f"{key}.{field_name}", message)
     elif model and (model_error := vllm_args.model_problem(model)):

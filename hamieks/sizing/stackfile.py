@@ -11,10 +11,10 @@ from typing import Any
 import yaml
 
 from hamieks import cost
-from hamieks.config_values import config_key
+from hamieks.config.node_groups import NodeGroupSettings
+from hamieks.config.values import config_key
 from hamieks.errors import RightsizeInputError
-from hamieks.node_groups import NodeGroupSettings
-from hamieks.rightsize import Rightsizing
+from hamieks.sizing.rightsize import Rightsizing
 
 # A Pulumi stack name as a file name: letters, digits, '-', '_', '.'.
 STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")

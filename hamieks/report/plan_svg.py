@@ -10,7 +10,7 @@ from __future__ import annotations
 from itertools import groupby
 from xml.sax.saxutils import escape
 
-from hamieks import placement
+from hamieks.scheduling import placement
 
 BAR_WIDTH = 560
 BAR_HEIGHT = 34

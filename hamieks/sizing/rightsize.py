@@ -43,17 +43,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hamieks import allocatable, catalog, cost, hami, placement, system_nodes
-from hamieks.config_values import as_json, config_key
+from hamieks import catalog, cost, hami
+from hamieks.config.node_groups import CAPACITY_TYPES, NodeGroupSettings
+from hamieks.config.services import ServiceSettings
+from hamieks.config.settings import Settings, load_settings
+from hamieks.config.values import as_json, config_key
 from hamieks.errors import ConfigError, NoFeasibleProposal, RightsizeInputError
-from hamieks.hami_values import SCHEDULER_REPLICAS
+from hamieks.kube.hami_values import SCHEDULER_REPLICAS
 from hamieks.modelfit import budget, hub
 from hamieks.modelfit import report as modelfit_report
 from hamieks.modelfit.facts import ModelFacts
-from hamieks.node_groups import CAPACITY_TYPES, NodeGroupSettings
-from hamieks.placement_inputs import PodRequest, pods_from_settings
-from hamieks.services import ServiceSettings
-from hamieks.settings import Settings, load_settings
+from hamieks.scheduling import allocatable, placement
+from hamieks.scheduling.placement_inputs import PodRequest, pods_from_settings
+from hamieks.sizing import system_nodes
 
 # Whole-stack checks tried before giving up (each is one plan); groups' own optima pass at once
 # unless the whole-stack order sampling finds what the per-group checks did not.

@@ -11,9 +11,9 @@ import math
 from typing import Any
 
 from hamieks import hami
-from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_TAINT, GPUS_PER_POD
-from hamieks.services import ServiceSettings
-from hamieks.settings import Settings
+from hamieks.config.conventions import ACCELERATOR_LABEL_KEY, GPU_TAINT, GPUS_PER_POD
+from hamieks.config.services import ServiceSettings
+from hamieks.config.settings import Settings
 
 # Only clients may call the model servers: pods carrying this label, in the servers' namespace, or
 # any pod of a namespace carrying it (`kubectl label ns <ns> hami-eks.io/llm-client=allowed`).

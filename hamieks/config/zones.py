@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hamieks.config_values import config_key
+from hamieks.config.values import config_key
 from hamieks.errors import ConfigError
 
 

@@ -11,12 +11,13 @@ from itertools import groupby
 
 from rich.console import Console
 
-from hamieks import cost, placement
+from hamieks import cost
+from hamieks.config.settings import Settings
 from hamieks.modelfit import budget
 from hamieks.modelfit import report as modelfit_report
 from hamieks.modelfit.budget import ModelFit
-from hamieks.placement_report import ranges
-from hamieks.settings import Settings
+from hamieks.scheduling import placement, placement_report
+from hamieks.scheduling.placement_report import ranges
 
 _COLUMNS = ("node", "group", "type", "gpu", "model", "MiB used/total", "pods (MiB each)")
 
@@ -98,7 +99,7 @@ def print_report(plan: placement.Plan, settings: Settings, stack: str, fits: Seq
     say()
     for text in summary_lines(plan):
         say(text)
-    for text in placement.guarantees(plan):
+    for text in placement_report.guarantees(plan):
         say(text)
     for text in cost_lines(plan, settings):
         say(text)
@@ -113,7 +114,7 @@ def print_report(plan: placement.Plan, settings: Settings, stack: str, fits: Seq
             say(f"  - {warning}", style="yellow")
     if not plan.deployable:
         say()
-        for text in placement.format_unschedulable(plan, stack).splitlines():
+        for text in placement_report.format_unschedulable(plan, stack).splitlines():
             say(text, style="bold red")
     if modelfit_report.misfits(fits):
         say()

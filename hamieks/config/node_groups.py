@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hamieks import catalog
-from hamieks.config_values import (
+from hamieks.config.conventions import ACCELERATOR_LABEL_KEY, GPU_NODE_LABEL
+from hamieks.config.values import (
     DNS_LABEL,
     Problems,
     as_int,
@@ -22,7 +23,6 @@ from hamieks.config_values import (
     read_field,
     unknown_fields,
 )
-from hamieks.conventions import ACCELERATOR_LABEL_KEY, GPU_NODE_LABEL
 from hamieks.errors import UnknownInstanceType
 
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
