@@ -23,6 +23,7 @@ Sources:
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from hamieks import hami
@@ -180,8 +181,10 @@ def instance_type(name: str) -> InstanceType:
         return INSTANCE_TYPES[name]
     except KeyError:
         families = sorted({n.split(".")[0] for n in INSTANCE_TYPES})
+        hint = difflib.get_close_matches(str(name), sorted(INSTANCE_TYPES), n=1, cutoff=0.7)
         raise UnknownInstanceType(
-            f"instance type {name!r} is not in the hami-eks catalog (known families: "
+            f"instance type {name!r} is not in the hami-eks catalog"
+            + (f"; did you mean {hint[0]!r}?" if hint else "") + " (known families: "
             f"{', '.join(families)}); add it to hamieks/catalog.py with its GPU memory as "
             f"HAMi registers it and its price"
         ) from None

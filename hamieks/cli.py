@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from types import ModuleType
+from typing import Any
 
 from hamieks import __version__
 
@@ -32,6 +33,30 @@ PROG = "hami-eks"
 EXIT_BROKEN_PIPE = 141
 
 
+class _StoreOnce(argparse._StoreAction):
+    """`--stack demo --stack lean` is refused, not silently read as lean: a repeated flag that
+    takes one value is a mistake whichever copy was meant (append flags stay repeatable)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        _once(parser, namespace, self.dest, option_string)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _StoreTrueOnce(argparse._StoreTrueAction):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        _once(parser, namespace, self.dest, option_string)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _once(parser: argparse.ArgumentParser, namespace: argparse.Namespace, dest: str, option_string: str | None) -> None:
+    seen: set[str] = namespace.__dict__.setdefault("_given_once", set())
+    if dest in seen:
+        parser.error(f"{option_string} is given twice; give it once")
+    seen.add(dest)
+
+
 def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,6 +76,9 @@ def _command_parser(parser: argparse.ArgumentParser, name: str | None) -> tuple[
         command_parser = sub.add_parser(command, help=help_text, description=chosen.__doc__,
                                         epilog=getattr(chosen, "EXIT_CODES", None),
                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        for name in (None, "store"):  # None: add_argument without action= (argparse's own default)
+            command_parser.register("action", name, _StoreOnce)
+        command_parser.register("action", "store_true", _StoreTrueOnce)
         chosen.add_arguments(command_parser)
     return parser, chosen
 
@@ -62,6 +90,10 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, ModuleType |
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if sys.stdout is None:  # started with standard output closed (`hami-eks plan >&-`)
+        print(f"{PROG}: standard output is closed, so nothing can be printed; redirect it instead "
+              f"(> plan.txt, or > /dev/null to keep only the exit code)", file=sys.stderr)
+        return 2
     parser, module = build_parser(argv)
     args = parser.parse_args(argv)  # an unknown command exits 2 here, listing the commands
     assert module is not None

@@ -161,6 +161,7 @@ def test_a_region_without_prices_is_planned_and_says_cost_is_unknown(project):
     path = project("north", """\
         config:
           aws:region: eu-north-1
+          hami-eks:clusterName: north
         """)
     human = plan("--stack", "north", "--project-dir", str(path))
     assert human.returncode == 0, human.stderr

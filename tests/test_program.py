@@ -11,7 +11,7 @@ from pulumi_harness import DEPLOYER_ROLE, FAKE_OFFERINGS, REPO, Secret, run_prog
 
 from hamieks import catalog, versions
 from hamieks.config import stackfiles
-from hamieks.kube import hami_values
+from hamieks.kube import hami_values, rendering
 
 STACKS = stackfiles.available_stacks(REPO)
 OUTPUTS = {"kubeconfig", "clusterName", "region", "clusterEndpoint", "kubectlConfigCommand", "vpcId",
@@ -325,21 +325,22 @@ def _registered_objects(run) -> list[dict]:
     return [r.inputs for r in _registered_resources(run)]
 
 
-def test_registered_objects_are_the_committed_manifests_and_schema_valid(stack_run):
-    """What Pulumi creates is what manifests/<stack>/ holds, so the oracles run on those files
-    (checkov, the HAMi chart render) speak for the program too; strict schema validation runs
-    here on the registered objects themselves."""
+def test_registered_objects_are_the_rendered_manifests_and_schema_valid(stack_run):
+    """What Pulumi creates is what `hami-eks render` writes to manifests/<stack>/ (test_render
+    keeps the committed files of the shipped stacks equal to that rendering), so the oracles run
+    on those files (checkov, the HAMi chart render) speak for the program too; strict schema
+    validation runs here on the registered objects themselves, for every stack file, a user's too."""
     import kubernetes_validate
     stack, s, run = stack_run
     registered = _registered_objects(run)
-    rendered_dir = REPO / "manifests" / stack
-    rendered = [doc for path in sorted(rendered_dir.glob("*.yaml"))
-                for doc in yaml.safe_load_all(path.read_text()) if doc]
+    files = rendering.render_stack(REPO, stack)
+    rendered = [doc for path, text in sorted(files.items()) if path.endswith(".yaml") and "/" not in path
+                for doc in yaml.safe_load_all(text) if doc]
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
     assert sorted(registered, key=key) == sorted(rendered, key=key)
     for obj in registered:
         kubernetes_validate.validate(obj, s.kubernetes_version, strict=True)
-    values = yaml.safe_load((rendered_dir / "helm" / "hami-values.yaml").read_text())
+    values = yaml.safe_load(files[rendering.HAMI_VALUES_PATH])
     assert run.of_type(RELEASE)[0].inputs["values"] == values
 
 

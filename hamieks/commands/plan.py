@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         warnings.append("hami-eks:allowModelMisfit is true: pulumi up deploys anyway; the servers below crash-loop")
     if args.svg is not None:
         try:
-            args.svg.write_text(plan_svg.draw(result, args.stack))
+            args.svg.write_text(plan_svg.draw(result, args.stack, [fit.service for fit in modelfit_report.misfits(fits)]),
+                                encoding="utf-8")
         except OSError as exc:
             print(f"plan: --svg {args.svg}: {exc.strerror or exc}", file=sys.stderr)
             return 2

@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stack_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print current and proposal as one JSON document")
     parser.add_argument("--write", metavar="NEW", help="write the proposal as Pulumi.NEW.yaml (services unchanged)")
-    parser.add_argument("--force", action="store_true", help="let --write replace an existing stack file")
+    parser.add_argument("--force", action="store_true",
+                        help="let --write replace an existing stack file; it keeps that stack's clusterName, "
+                             "encryption salt and secure: values")
     parser.add_argument("--allow-gpu-types", metavar="MODELS",
                         help="only these GPU models, a comma list of catalog names, e.g. T4,L4")
     parser.add_argument("--capacity", choices=CAPACITY_TYPES,
@@ -76,10 +78,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"rightsize: {exc}", file=sys.stderr)
         return 2
     if target is not None:
-        raw = stackfiles.read_yaml_mapping(project_dir / f"Pulumi.{args.stack}.yaml", "a mapping with a `config:` key")
-        project = str(stackfiles.load_project(project_dir)["name"])
-        target.write_text(rightsize_stackfile.stack_file_text(result, raw_config=raw.get("config") or {}, project=project,
-                                                    new_stack=args.write, command=_command(args)))
+        try:
+            raw = stackfiles.read_yaml_mapping(project_dir / f"Pulumi.{args.stack}.yaml", "a mapping with a `config:` key")
+            existing = stackfiles.read_yaml_mapping(target, "a mapping with a `config:` key") if target.exists() else None
+            project = str(stackfiles.load_project(project_dir)["name"])
+            text = rightsize_stackfile.stack_file_text(result, raw_config=raw.get("config") or {}, project=project,
+                                                       new_stack=args.write, command=_command(args), existing=existing)
+            target.write_text(text, encoding="utf-8")
+        except HamiEksError as exc:
+            print(f"rightsize: --write: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"rightsize: --write: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         for note in result.notes:  # stderr: stdout stays one JSON document

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hamieks import catalog
+from hamieks.config import names
 from hamieks.config.conventions import ACCELERATOR_LABEL_KEY, GPU_NODE_LABEL
 from hamieks.config.values import (
     DNS_LABEL,
@@ -105,11 +106,17 @@ def _node_group(problems: Problems, name: str, raw: Any) -> NodeGroupSettings | 
     if disk < 20:
         problems.add(f"{key}.diskSizeGiB", f"{disk} GiB cannot hold the AMI, the vLLM image and model "
                                            f"weights; use at least 50 (100 recommended)")
+    elif disk > names.MAX_DISK_GIB:
+        problems.add(f"{key}.diskSizeGiB", f"{disk} GiB is more than an EBS gp3 volume holds "
+                                           f"({names.MAX_DISK_GIB} GiB); 100-500 is plenty for a few models")
     if capacity not in CAPACITY_TYPES:
         problems.add(f"{key}.capacityType", f"must be one of {', '.join(CAPACITY_TYPES)}, got {capacity!r}")
     if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
         problems.add(f"{key}.labels", "must be a map of string to string")
         labels = {}
+    for label_key, label_value in labels.items():
+        if (problem := names.label_key_problem(str(label_key)) or names.label_value_problem(label_value)) is not None:
+            problems.add(f"{key}.labels", problem)
     reserved = {GPU_NODE_LABEL.key, ACCELERATOR_LABEL_KEY} & set(labels)
     if reserved:
         problems.add(f"{key}.labels", f"{', '.join(sorted(reserved))} are set by hami-eks "

@@ -68,6 +68,8 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
     name = read_field(problems, key, raw, "name", as_str, "", required=True)
     if name:
         key = f"{config_key('services')}[{name}]"
+    elif "name" in raw and raw["name"] is not None:
+        problems.add(f"{key}.name", "must not be empty; it names the Deployment and Service, e.g. 'vllm-t4-qwen'")
     unknown_fields(problems, key, raw, _SERVICE_FIELDS)
     model = read_field(problems, key, raw, "model", as_str, "", required=True)
     gpu_type = read_field(problems, key, raw, "gpuType", as_str, "", required=True)
@@ -105,11 +107,23 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
             problems.add(f"{key}.{policy_key}", f"must be binpack or spread, got {policy!r}")
     if image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")) and "@sha256:" not in image:
         problems.add(f"{key}.image", f"{image!r} is not pinned; use a release tag such as {versions.VLLM_IMAGE}")
+    amounts = {}
     for qkey, qty in (("cpu", cpu), ("memory", memory), ("shmSize", shm)):
         try:
-            quantity.parse(qty)
+            amounts[qkey] = quantity.parse(qty)
         except ValueError as exc:
             problems.add(f"{key}.{qkey}", str(exc))
+            continue
+        if amounts[qkey] <= 0:
+            problems.add(f"{key}.{qkey}", f"must be more than 0, got {qty!r}; e.g. "
+                                          + {"cpu": "'1'", "memory": "'6Gi'", "shmSize": "'2Gi'"}[qkey])
+    # /dev/shm is a memory-backed emptyDir: its pages count against the pod's memory limit, so
+    # a shm larger than the limit promises memory the pod can never have (filling it OOM-kills).
+    # Only a shmSize the user wrote: the 2Gi default beside a small memory is never filled by a
+    # single-GPU server (tensor-parallel NCCL is what fills /dev/shm).
+    if raw.get("shmSize") is not None and {"memory", "shmSize"} <= amounts.keys() and 0 < amounts["memory"] < amounts["shmSize"]:
+        problems.add(f"{key}.shmSize", f"{shm} is more than memory ({memory}); /dev/shm counts against the "
+                                       f"memory limit: lower shmSize (2Gi is plenty) or raise memory")
     if startup < 60:
         problems.add(f"{key}.startupTimeoutSeconds", f"{startup}s cannot cover a model download and load; use 600 or more")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hamieks import catalog, versions
-from hamieks.config import network
+from hamieks.config import names, network
 from hamieks.config.node_groups import NodeGroupSettings, node_groups_from_config
 from hamieks.config.services import ServiceSettings, services_from_config
 from hamieks.config.values import COERCE, DNS_LABEL, PROJECT, SECRET_PRESENT, Problems, config_key
@@ -181,9 +181,18 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     v = _scalars(problems, config)
 
     if v["kubernetesVersion"] not in versions.EKS_KUBERNETES_VERSIONS:
+        raw_version = config.get(config_key("kubernetesVersion"))
+        # YAML reads an unquoted 1.30 as the number 1.3: say so instead of "no 1.3".
+        quote = (f" (YAML read the unquoted number {raw_version!r}: write it quoted, e.g. \"1.35\")"
+                 if isinstance(raw_version, float) else "")
         problems.add(config_key("kubernetesVersion"),
-                     f"EKS does not offer {v['kubernetesVersion']!r} in standard support; "
+                     f"EKS does not offer {v['kubernetesVersion']!r} in standard support{quote}; "
                      f"use one of {', '.join(versions.EKS_KUBERNETES_VERSIONS)}")
+    if (problem := names.chart_version_problem(v["hamiChartVersion"])) is not None:
+        problems.add(config_key("hamiChartVersion"), problem)
+    region = config.get("aws:region")
+    if region is not None and (problem := names.region_problem(str(region))) is not None:
+        problems.add("aws:region", problem)
     if not network.MIN_AZS <= v["availabilityZoneCount"] <= network.MAX_AZS:
         problems.add(config_key("availabilityZoneCount"),
                      f"must be 2-6 (EKS needs subnets in at least two AZs), got {v['availabilityZoneCount']}")
@@ -210,8 +219,10 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         problems.add(config_key("systemInstanceType"), str(exc))
     if v["systemNodeCount"] < 1:
         problems.add(config_key("systemNodeCount"), "at least one system node is needed for coredns and the HAMi scheduler")
-    if not DNS_LABEL.fullmatch(v["namespace"]):
+    if not DNS_LABEL.fullmatch(v["namespace"]) or len(v["namespace"]) > 63:
         problems.add(config_key("namespace"), f"{v['namespace']!r} is not a DNS label, e.g. 'llm'")
+    elif (problem := names.namespace_problem(v["namespace"])) is not None:
+        problems.add(config_key("namespace"), problem)
     if v["controlPlaneLogRetentionDays"] not in LOG_RETENTION_DAYS:
         problems.add(config_key("controlPlaneLogRetentionDays"),
                      f"CloudWatch keeps logs for one of {', '.join(map(str, LOG_RETENTION_DAYS))} days, "

@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hamieks.config.values import PROJECT
 from hamieks.errors import StackFileError
 
 PROJECT_FILE = "Pulumi.yaml"
+# Pulumi's stack-name rule (pkg/tokens: letters, digits, '-', '_', '.'), which also keeps a name
+# from walking out of the project directory (`../../x`) or into a shell command.
+STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# Top-level keys of a Pulumi.<stack>.yaml (pkg/workspace/project.go ProjectStack).
+STACK_FILE_KEYS = ("config", "encryptionsalt", "encryptedkey", "secretsprovider", "environment")
+# A stack file must set at least one of these itself; without them `pulumi up` deploys the
+# project defaults (the reference demo and its $/hour) under the default cluster name.
+IDENTITY_KEYS = ("clusterName", "nodeGroups", "services")
+# A YAML document expands to at most this many nodes (aliases counted each time they are used):
+# a stack file is a few hundred; "billion laughs" alias bombs are refused before they expand.
+MAX_YAML_NODES = 100_000
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,16 @@ def project_dir_default() -> Path:
 
 def available_stacks(project_dir: Path) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def check_stack_name(stack: str) -> str:
+    """The stack name, or a StackFileError saying what a stack name is (not a file, not a path)."""
+    if (found := re.fullmatch(r"(?:.*/)?Pulumi\.(.+)\.ya?ml", stack)) and STACK_NAME.fullmatch(found.group(1)):
+        raise StackFileError(f"--stack takes the stack's name, not its file: use --stack {found.group(1)}")
+    if STACK_NAME.fullmatch(stack):
+        return stack
+    raise StackFileError(f"{stack!r} is not a stack name: use letters, digits, '-', '_' or '.' "
+                         f"(the NAME of Pulumi.NAME.yaml), e.g. --stack demo")
 
 
 def closest(name: str, known: list[str]) -> str:
@@ -77,12 +100,58 @@ def _at(path: Any, mark: yaml.Mark | None, message: str) -> str:
     return f"{where}: {message}"
 
 
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise StackFileError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise StackFileError(f"{path.name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); Pulumi reads stack "
+                             f"files as UTF-8: save it as UTF-8") from None
+
+
+def _expanded_size(root: yaml.Node, path: Path) -> int:
+    """How many nodes the document has once every alias is expanded; refuses alias bombs and
+    recursive aliases without expanding them (sizes are memoised per node)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in on_path:
+            raise StackFileError(_at(path.name, node.start_mark, "a YAML alias refers to itself; write the value out"))
+        on_path.add(id(node))
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_NODES:
+                raise StackFileError(_at(path.name, node.start_mark,
+                                         f"YAML aliases expand this document past {MAX_YAML_NODES} values; "
+                                         f"a stack file needs far fewer: write the values out"))
+        on_path.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
 def read_yaml_mapping(path: Path, expected: str) -> dict[str, Any]:
     """A YAML file whose top level must be a mapping; every problem is a StackFileError naming
     the file, line and column and what was expected, never a parser traceback."""
-    text = path.read_text()
+    text = _read_text(path)
     try:
         node = yaml.compose(text, Loader=_StrictLoader)
+        if node is not None:
+            _expanded_size(node, path)
         if node is not None and not isinstance(node, yaml.MappingNode):
             found = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
             raise StackFileError(_at(path.name, node.start_mark, f"expected {expected}, found {found}"))
@@ -129,19 +198,41 @@ def project_defaults(project_dir: Path) -> dict[str, Any]:
     return values
 
 
-def load_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
-    """The stack's full config: Pulumi.yaml defaults overlaid with Pulumi.<stack>.yaml."""
-    project = load_project(project_dir)
-    path = project_dir / f"Pulumi.{stack}.yaml"
+def read_stack_file(project_dir: Path, stack: str) -> tuple[Path, dict[str, Any]]:
+    """Pulumi.<stack>.yaml's path and its `config:` mapping, refused (StackFileError naming the
+    file) unless the file itself says which cluster, nodes or services it is: an empty file, one
+    whose keys are not under `config:`, or the `encryptionsalt:` alone that `pulumi stack init`
+    writes would otherwise deploy the project defaults."""
+    path = project_dir / f"Pulumi.{check_stack_name(stack)}.yaml"
     if not path.is_file():
         stacks = available_stacks(project_dir)
         raise StackFileError(f"no stack file {path.name}{closest(stack, stacks)}; stacks here: "
                              f"{', '.join(stacks) or 'none'} (create Pulumi.{stack}.yaml to add one)")
     stack_doc = read_yaml_mapping(path, "a mapping with a `config:` key")
+    for key in stack_doc:
+        if key not in STACK_FILE_KEYS:
+            where = "belongs under `config:` (indented below a line `config:`)" if ":" in str(key) else (
+                f"is not a stack-file key (those are {', '.join(STACK_FILE_KEYS)}){closest(str(key), list(STACK_FILE_KEYS))}")
+            raise StackFileError(f"{path.name}: top-level key {key!r} {where}")
     config = stack_doc.get("config") or {}
     if not isinstance(config, dict):
         raise StackFileError(f"{path.name}: `config:` must be a mapping of keys to values "
                              f"(e.g. `hami-eks:clusterName: my-cluster`), found {type(config).__name__}")
+    identity = [f"{PROJECT}:{key}" for key in IDENTITY_KEYS]
+    given = [str(key) if ":" in str(key) else f"{PROJECT}:{key}" for key in config]
+    # A near miss (`hami-eks:clustername`) is left to the settings, which name it as a typo.
+    near_miss = any(difflib.get_close_matches(key, identity, n=1, cutoff=0.8) for key in given)
+    if not set(identity) & set(given) and not near_miss:
+        raise StackFileError(f"{path.name} sets none of {', '.join(f'{PROJECT}:{k}' for k in IDENTITY_KEYS)}: "
+                             f"it would deploy the project defaults (the reference demo). Copy a shipped stack "
+                             f"(cp Pulumi.lean.yaml {path.name}) and set at least its clusterName")
+    return path, config
+
+
+def load_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
+    """The stack's full config: Pulumi.yaml defaults overlaid with Pulumi.<stack>.yaml."""
+    project = load_project(project_dir)
+    _, config = read_stack_file(project_dir, stack)
     values = project_defaults(project_dir)
     for key, value in config.items():
         if isinstance(value, dict) and set(value) == {"secure"}:

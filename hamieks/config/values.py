@@ -69,6 +69,9 @@ def as_json(value: Any) -> Any:
 
 
 def as_str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) and not value.lstrip().startswith("["):
+        # YAML read `key: a` (no brackets) as one string; the Pulumi CLI hands arrays over as JSON.
+        raise ValueError(f"expected a list, got the single value {value!r}: write it as a YAML list, e.g. [{value}]")
     value = as_json(value)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"expected a list of strings, got {value!r}")

@@ -11,19 +11,18 @@ from typing import Any
 import yaml
 
 from hamieks import cost
+from hamieks.config import stackfiles
 from hamieks.config.node_groups import NodeGroupSettings
 from hamieks.config.values import config_key
 from hamieks.errors import RightsizeInputError
 from hamieks.sizing.rightsize import Rightsizing
 
-# A Pulumi stack name as a file name: letters, digits, '-', '_', '.'.
-STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 CLUSTER_NAME_MAX = 100
 HEADER_WIDTH = 100
 
 
 def check_stack_name(name: str) -> str:
-    if not STACK_NAME.fullmatch(name):
+    if not stackfiles.STACK_NAME.fullmatch(name):
         raise RightsizeInputError(f"--write: {name!r} is not a stack name (letters, digits, '-', '_', '.', "
                                   f"starting with a letter or digit), e.g. lean-rightsized")
     return name
@@ -37,33 +36,51 @@ def derived_cluster_name(cluster_name: str, new_stack: str) -> str:
 
 
 def stack_file_text(result: Rightsizing, *, raw_config: Mapping[str, Any], project: str, new_stack: str,
-                    command: str) -> str:
+                    command: str, existing: Mapping[str, Any] | None = None) -> str:
     """Pulumi.<new_stack>.yaml: the source stack file's keys, with the proposal's node groups,
-    system nodes, a cluster name of its own, the services (pinned where needed), and a header
-    saying how it was derived (no date: the same inputs give the same file)."""
+    system nodes, the services (pinned where needed), and a header saying how it was derived (no
+    date: the same inputs give the same file).
+
+    A new stack gets a cluster name of its own. Over an `existing` stack file (the whole document
+    of Pulumi.<new_stack>.yaml, which may be the source itself) the stack keeps its identity: its
+    cluster name (renaming replaces the live cluster), its `encryptionsalt`/secrets-provider keys
+    and its own `secure:` values (ciphertext only that stack's key opens)."""
     def full(key: str) -> str:
         return key if ":" in key else f"{project}:{key}"
 
     settings = result.proposal.settings
-    cluster = derived_cluster_name(result.current.settings.cluster_name, new_stack)
-    replaced = {
-        config_key("clusterName"): cluster,
+    replaced: dict[str, Any] = {
         config_key("systemInstanceType"): settings.system_instance_type,
         config_key("systemNodeCount"): settings.system_node_count,
         config_key("nodeGroups"): result.config[config_key("nodeGroups")],
         config_key("services"): result.config[config_key("services")],
     }
+    in_place = new_stack == result.stack
+    kept: dict[str, Any] = {}
+    if existing is None:
+        cluster = derived_cluster_name(result.current.settings.cluster_name, new_stack)
+        replaced[config_key("clusterName")] = cluster
+    else:
+        kept = {full(str(k)): v for k, v in (existing.get("config") or {}).items()}
+        cluster = str(kept.get(config_key("clusterName"), "the project default"))
+        if config_key("clusterName") in kept:
+            replaced[config_key("clusterName")] = kept[config_key("clusterName")]
     config: dict[str, Any] = {}
     dropped = []
     for key, value in raw_config.items():
         name = full(str(key))
-        if isinstance(value, Mapping) and set(value) == {"secure"}:
+        if isinstance(value, Mapping) and set(value) == {"secure"} and not in_place:
             dropped.append(name)  # ciphertext is bound to the source stack's key: it cannot move
             continue
         config[name] = replaced.pop(name, value)
     config.update(replaced)
-    body = yaml.safe_dump({"config": config}, sort_keys=False, default_flow_style=None, width=130)
-    return "\n".join(_header(result, command, cluster, new_stack, dropped)) + "\n" + body
+    for name, value in kept.items():  # the target's own secrets stay, encrypted for it
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            config[name] = value
+    document = {k: v for k, v in (existing or {}).items() if k != "config"}
+    document["config"] = config
+    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=130)
+    return "\n".join(_header(result, command, cluster, new_stack, dropped, existing is not None)) + "\n" + body
 
 
 def _money(usd: float | None) -> str:
@@ -77,7 +94,8 @@ def describe_group(group: NodeGroupSettings) -> str:
     return f"{group.desired_size} x {group.instance.name} ({group.instance.gpu_count}x {group.gpu.short}{spot})"
 
 
-def _header(result: Rightsizing, command: str, cluster: str, new_stack: str, dropped: list[str]) -> list[str]:
+def _header(result: Rightsizing, command: str, cluster: str, new_stack: str, dropped: list[str],
+            kept_identity: bool) -> list[str]:
     current, proposal = result.current.settings, result.proposal.settings
     estimate = result.proposal.plan.cost
     prices = "; ".join(estimate.sources) if estimate is not None else "unknown prices"
@@ -91,7 +109,9 @@ def _header(result: Rightsizing, command: str, cluster: str, new_stack: str, dro
         f"The cheapest node groups from the hami-eks catalog ({prices}) on which the planner places every replica "
         f"in every arrival order it tries and every model fits its slice. Services unchanged.",
     ]
-    tail = [f"clusterName {cluster}: {result.stack}'s name plus this stack's, since two stacks with one cluster name "
+    tail = [f"clusterName {cluster}: kept, with this stack's encryption salt and secrets (renaming a live cluster "
+            f"replaces it)." if kept_identity else
+            f"clusterName {cluster}: {result.stack}'s name plus this stack's, since two stacks with one cluster name "
             f"in one account and region would collide (EKS cluster, IAM role and log group names)."]
     if dropped:
         tail.append(f"Not carried over (encrypted for stack {result.stack} only): {', '.join(dropped)}; set again with "
