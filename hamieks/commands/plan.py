@@ -16,6 +16,7 @@ from hamieks import catalog, terminal
 from hamieks.aws import pricing as aws_pricing
 from hamieks.aws import session as aws_session
 from hamieks.commands import add_stack_arguments, read_stack
+from hamieks.config import stackfiles
 from hamieks.errors import HamiEksError
 from hamieks.modelfit import report as modelfit_report
 from hamieks.report import plan_svg, plan_text, risks
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
     fits = modelfit_report.model_fits(settings, args.service)
     warnings = [*risks.risks(settings, result.cost), *modelfit_report.format_warnings(fits),
                 *modelfit_report.vllm_warnings(settings, args.service)]
+    if sharing := stackfiles.stacks_sharing_cluster_name(args.project_dir, args.stack, settings.cluster_name):
+        warnings.append(f"hami-eks:clusterName {settings.cluster_name!r} is also the cluster of stack(s) "
+                        f"{', '.join(sharing)}: deployed to one account and region, the second `up` fails on the "
+                        f"EKS cluster, IAM role and log group names; give this stack a clusterName of its own")
     # The stack's own overrides count as they do in `pulumi up`: the deploy goes ahead, warned.
     unplaceable, misfit = not result.deployable, bool(modelfit_report.misfits(fits))
     if unplaceable and settings.allow_unschedulable:

@@ -15,7 +15,8 @@ from hamieks.config import stackfiles
 from hamieks.errors import HamiEksError
 from hamieks.kube.rendering import render_stack, stale_files, write_stack
 
-EXIT_CODES = "exit codes: 0 written (or, with --check, up to date); 1 --check found stale files; 2 a stack cannot be read"
+EXIT_CODES = ("exit codes: 0 written (or, with --check, up to date); 1 --check found stale files; 2 a stack cannot "
+              "be read or manifests/ cannot be written")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         rendered = {stack: render_stack(project_dir, stack) for stack in stacks}
     except HamiEksError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"render: {exc}", file=sys.stderr)
         return 2
 
     if args.check:
@@ -54,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     for stack, files in rendered.items():
-        notes = write_stack(project_dir, stack, files)
+        try:
+            notes = write_stack(project_dir, stack, files)
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            print(f"render: cannot write manifests/{stack}/:{where}: {exc.strerror or exc}; "
+                  f"render into a writable checkout (--project-dir)", file=sys.stderr)
+            return 2
         for note in notes:
             print(note)
         if not notes:

@@ -241,6 +241,24 @@ def load_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
     return values
 
 
+def stacks_sharing_cluster_name(project_dir: Path, stack: str, cluster_name: str) -> list[str]:
+    """The other stacks here that would build a cluster of the same name (a copied stack file
+    whose clusterName was not changed): in one account and region the second `up` collides on the
+    EKS cluster, IAM role and log group names. Unreadable stack files are left to their own plan."""
+    key = f"{PROJECT}:clusterName"
+    sharing = []
+    for other in available_stacks(project_dir):
+        if other == stack:
+            continue
+        try:
+            config = load_stack_config(project_dir, other)
+        except StackFileError:
+            continue
+        if str(config.get(key)) == cluster_name:
+            sharing.append(other)
+    return sharing
+
+
 def to_pulumi_config(values: dict[str, Any], secret_placeholder: str) -> tuple[dict[str, str], list[str]]:
     """Encode config as the engine passes it to a program: strings, structured values as JSON.
 

@@ -195,8 +195,8 @@ def write_stack(project_dir: Path, stack: str, files: dict[str, str]) -> list[st
     for rel, text in files.items():
         path = directory / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
             notes.append(f"wrote {path.relative_to(project_dir)}")
     for sub in sorted((p for p in directory.rglob("*") if p.is_dir()), reverse=True):
         if not any(sub.iterdir()):
