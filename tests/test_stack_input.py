@@ -71,7 +71,7 @@ def test_a_stack_file_that_is_not_utf8_is_refused_by_every_reader(project):
 @pytest.mark.parametrize("body, words", [
     # "billion laughs": nine aliases of nine, six deep, would be 531441 values
     ("config:\n  hami-eks:clusterName: x\n  hami-eks:a: &a [x, x, x, x, x, x, x, x, x]\n"
-     + "".join(f"  hami-eks:{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcde", "bcdef")),
+     + "".join(f"  hami-eks:{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcde", "bcdef", strict=True)),
      "YAML aliases expand this document past 100000 values"),
     ("config:\n  hami-eks:clusterName: x\n  hami-eks:loop: &l [*l]\n", "a YAML alias refers to itself"),
 ])
