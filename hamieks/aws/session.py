@@ -23,10 +23,14 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
     ProfileNotFound,
+    ReadTimeoutError,
     TokenRetrievalError,
 )
 
@@ -42,10 +46,20 @@ if TYPE_CHECKING:
     from mypy_boto3_service_quotas import ServiceQuotasClient
     from mypy_boto3_sts import STSClient
 
-# Bounded timeouts: offline, `plan --prices auto` must fall back to recorded prices in seconds,
-# not wait botocore's default 60 s per connection attempt.
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60,
-                      user_agent_extra="hami-eks")
+# Bounded timeouts: a stalled network is reported within CONNECT_TIMEOUT_S/READ_TIMEOUT_S times
+# MAX_ATTEMPTS (about a minute at worst), not botocore's 60 s per try times the retries; after the
+# first call that cannot reach AWS, every later call of the same session fails at once
+# (`Aws._fail_fast`), so a command that asks many things still ends with one clear line.
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 15
+MAX_ATTEMPTS = 3  # standard mode: the first try and two retries with backoff
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, connect_timeout=CONNECT_TIMEOUT_S,
+                      read_timeout=READ_TIMEOUT_S, user_agent_extra="hami-eks")
+# botocore's "no answer" failures: the endpoint is down, unreachable or stalled.
+_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+UNREACHABLE_FIX = ("check the network, a proxy (HTTPS_PROXY) or AWS_ENDPOINT_URL; "
+                   f"each call waited up to {CONNECT_TIMEOUT_S} s to connect and {READ_TIMEOUT_S} s for an answer, "
+                   f"{MAX_ATTEMPTS} times")
 
 # The Price List API answers only in a few regions; us-east-1 serves the prices of every region.
 PRICING_API_REGION = "us-east-1"
@@ -76,6 +90,10 @@ class AwsError(HamiEksError):
     """An AWS call failed for a reason other than credentials (unreachable endpoint, denied...)."""
 
 
+class AwsUnreachable(AwsError):
+    """AWS did not answer (down, unreachable or stalled network): later calls are not tried."""
+
+
 def describe_client_error(error: ClientError) -> str:
     """`Operation: Code: message`, the parts of a ClientError a user can act on."""
     info = error.response.get("Error", {})
@@ -103,6 +121,8 @@ def translated_errors(what: str) -> Iterator[None]:
             raise AwsCredentialsError(f"{what}: AWS rejected the credentials ({describe_client_error(exc)}); "
                                       f"{CREDENTIALS_FIX}") from None
         raise AwsError(f"{what}: {describe_client_error(exc)}") from None
+    except _UNREACHABLE as exc:
+        raise AwsUnreachable(f"{what}: cannot reach AWS ({exc}); {UNREACHABLE_FIX}") from None
     except BotoCoreError as exc:
         raise AwsError(f"{what}: {exc}") from None
 
@@ -119,6 +139,7 @@ class Aws:
             raise AwsError("no AWS region: set aws:region in the stack file, or AWS_REGION")
         self.region: str = resolved
         self._clients: dict[tuple[str, str], Any] = {}
+        self.unreachable: str | None = None  # the first "no answer" this session met
 
     def has_credentials(self) -> bool:
         """Whether the credential chain resolves to something (it does not prove AWS accepts it)."""
@@ -131,9 +152,22 @@ class Aws:
         key = (service, region or self.region)
         if key not in self._clients:
             with translated_errors(f"{service} client"):
-                self._clients[key] = self.session.client(
-                    service, region_name=key[1], config=RETRY_CONFIG)  # type: ignore[call-overload]
+                client = self.session.client(service, region_name=key[1], config=RETRY_CONFIG)  # type: ignore[call-overload]
+            # botocore's event hooks (botocore/client.py BaseClient._make_api_call emits
+            # after-call-error; botocore/endpoint.py Endpoint._send emits before-send).
+            client.meta.events.register("after-call-error", self._note_unreachable)
+            client.meta.events.register("before-send", self._fail_fast)
+            self._clients[key] = client
         return self._clients[key]
+
+    def _note_unreachable(self, exception: Exception | None = None, **_: Any) -> None:
+        if isinstance(exception, _UNREACHABLE) and self.unreachable is None:
+            self.unreachable = str(exception)
+
+    def _fail_fast(self, **_: Any) -> None:
+        if self.unreachable is not None:
+            raise AwsUnreachable(f"AWS did not answer an earlier call ({self.unreachable}), so this one was not "
+                                 f"tried; {UNREACHABLE_FIX}")
 
     def sts(self) -> STSClient:
         client: STSClient = self._client("sts", None)

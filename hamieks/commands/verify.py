@@ -12,6 +12,7 @@ stack cannot be read.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from hamieks.commands import add_stack_arguments, read_stack
 from hamieks.errors import HamiEksError
 from hamieks.scheduling import placement
 from hamieks.verify import runner
-from hamieks.verify.cluster import Cluster
+from hamieks.verify.cluster import Cluster, ClusterUnreachable
 
 DEFAULT_INTERVAL_SECONDS = 15.0
 EXIT_CODES = ("exit codes: 0 every check passes; 1 some check fails (each failing check says why and how to fix "
@@ -33,8 +34,9 @@ EXIT_CODES = ("exit codes: 0 every check passes; 1 some check fails (each failin
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stack_arguments(parser, stack_help="stack name: reads Pulumi.<stack>.yaml for what to expect")
-    parser.add_argument("--kubeconfig", required=True, type=Path,
-                        help="kubeconfig file (`pulumi stack output kubeconfig --show-secrets > FILE`)")
+    parser.add_argument("--kubeconfig", type=Path,
+                        help="kubeconfig file (`pulumi stack output kubeconfig --show-secrets > FILE`); default: "
+                             "the first file of $KUBECONFIG, as kubectl reads it")
     parser.add_argument("--json", action="store_true",
                         help='print {"ok": bool, "checks": [{"name", "target", "ok", "detail"}]} instead of a table')
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -52,11 +54,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"inside a pod instead (default {runner.Options.inference_timeout:.0f})")
 
 
+def kubeconfig_path(flag: Path | None, env: str) -> Path:
+    """--kubeconfig, else $KUBECONFIG (its first file: kubectl merges a list, and the stack's
+    kubeconfig is one file). Never ~/.kube/config silently: that may be another cluster."""
+    if flag is not None:
+        return flag
+    first = next((part for part in env.split(os.pathsep) if part), None)
+    if first is None:
+        raise ClusterUnreachable("no kubeconfig: pass --kubeconfig FILE or set KUBECONFIG "
+                                 "(`pulumi stack output kubeconfig --show-secrets > FILE`)")
+    return Path(first).expanduser()
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         _, settings = read_stack(args)
         plan = placement.plan(settings)
-        cluster = Cluster(args.kubeconfig)
+        cluster = Cluster(kubeconfig_path(args.kubeconfig, os.environ.get("KUBECONFIG", "")))
         options = runner.Options(exec_nvidia_smi=args.exec_nvidia_smi, inference=args.inference,
                                  inference_timeout=max(args.inference_timeout, 0.1))
         results = runner.poll(lambda: runner.verify_once(cluster, settings, plan, options),

@@ -89,12 +89,17 @@ def _unreachable(kubeconfig: Path, exc: Exception) -> ClusterUnreachable:
                               f"is the cluster up and the kubeconfig the stack's current one?")
 
 
+# (connect, read) seconds per API request: a stalled network is reported in seconds, not minutes;
+# 20 s reads are ample for listing one namespace's objects.
+REQUEST_TIMEOUT = (5.0, 20.0)
+
+
 class Cluster:
     """One cluster, as the kubeconfig file describes it (its current context)."""
 
-    def __init__(self, kubeconfig: Path, request_timeout: float = 30.0):
+    def __init__(self, kubeconfig: Path, request_timeout: tuple[float, float] | None = None):
         self.kubeconfig = kubeconfig
-        self.timeout = request_timeout
+        self.timeout = request_timeout or REQUEST_TIMEOUT
         if not kubeconfig.is_file():
             raise ClusterUnreachable(
                 f"--kubeconfig {kubeconfig}: no such file; write it with "
@@ -109,8 +114,9 @@ class Cluster:
                 config_file=str(kubeconfig), client_configuration=configuration, persist_config=False)
         except (ConfigException, ValueError, OSError, yaml.YAMLError) as exc:
             raise ClusterUnreachable(f"--kubeconfig {kubeconfig}: not a usable kubeconfig ({exc})") from None
-        # One quick retry; a down API server should fail the run, not hang it.
-        configuration.retries = 1
+        # No retry: a down or stalled API server fails the round within REQUEST_TIMEOUT, and
+        # --wait polls again anyway.
+        configuration.retries = 0
         self.api = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
