@@ -3,6 +3,8 @@ closed pipe (`hami-eks plan | head`) ends like every other command's, in hamieks
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 from rich.console import Console
 
 
@@ -15,3 +17,9 @@ class _Console(Console):
 
 def console(stderr: bool = False) -> Console:
     return _Console(stderr=stderr, highlight=False)
+
+
+def waiting(what: str) -> AbstractContextManager[object]:
+    """A spinner on stderr while the network is asked (`preflight: asking AWS: ...`), so a slow
+    answer is never silence; on a pipe or in CI nothing is printed (rich draws only on a terminal)."""
+    return console(stderr=True).status(what)

@@ -128,3 +128,30 @@ def test_verify_without_a_kubeconfig_says_how_to_get_one(monkeypatch, capsys):
     monkeypatch.delenv("KUBECONFIG", raising=False)
     assert cli.main(["verify", "--stack", "demo", "--project-dir", str(REPO)]) == 2
     assert "pass --kubeconfig FILE or set KUBECONFIG" in capsys.readouterr().err
+
+
+def test_a_terminal_sees_what_is_being_waited_for(stalled_aws):
+    """On a terminal a spinner names the wait; piped (CI) stderr stays one line (tests above)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    # The product's timeouts would make this wait a minute; the preflight's spinner shows at once.
+    process = subprocess.Popen([sys.executable, "-m", "hamieks", "preflight", "--stack", "demo"], cwd=REPO, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 20
+    try:
+        while b"asking AWS" not in seen and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                seen += os.read(leader, 4096)
+    finally:
+        process.kill()
+        process.wait()
+        os.close(leader)
+    assert b"preflight: asking AWS in us-west-2" in seen, seen[-500:]

@@ -13,6 +13,7 @@ import json
 import sys
 from typing import TextIO
 
+from hamieks import terminal
 from hamieks.aws.leaks import Leftover, Owner, find_leftovers
 from hamieks.aws.session import Aws, stack_profile, translated_errors
 from hamieks.commands import add_stack_arguments, read_stack
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
         config, settings = read_stack(args)
         owner = Owner(settings.cluster_name, args.stack, settings.region)
         aws = Aws(settings.region, profile=stack_profile(config))
-        with translated_errors("listing the account"):
+        with translated_errors("listing the account"), terminal.waiting(f"leaks: listing what {owner.cluster_name} "
+                                                                             f"left in {settings.region}..."):
             aws.sts().get_caller_identity()  # fail on bad credentials before a dozen listings
             leftovers = find_leftovers(aws, owner)
     except HamiEksError as exc:

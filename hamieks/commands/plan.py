@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from hamieks import catalog, terminal
@@ -45,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config, settings = read_stack(args)
         prices, price_note = aws_pricing.price_lookup(args.prices, settings.region, aws_session.stack_profile(config))
-        result = placement.plan(settings, args.service, prices=prices)
+        asking = terminal.waiting("plan: asking AWS for prices...") if args.prices != "recorded" else nullcontext()
+        with asking:
+            result = placement.plan(settings, args.service, prices=prices)
     except HamiEksError as exc:
         print(f"plan: {exc}", file=sys.stderr)
         return 2

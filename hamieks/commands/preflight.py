@@ -15,6 +15,7 @@ import json
 import sys
 from typing import TextIO
 
+from hamieks import terminal
 from hamieks.aws.preflight import run_preflight
 from hamieks.aws.session import Aws, stack_profile, translated_errors
 from hamieks.check import Check, verdict
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config, settings = read_stack(args)
         aws = Aws(settings.region, profile=stack_profile(config))
-        with translated_errors("checking the account"):
+        with translated_errors("checking the account"), terminal.waiting(f"preflight: asking AWS in {settings.region}..."):
             checks = run_preflight(aws, settings)
     except HamiEksError as exc:
         print(f"preflight: {exc}", file=sys.stderr)

@@ -12,8 +12,8 @@ stack cannot be read.
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
 from pathlib import Path
 
