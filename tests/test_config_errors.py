@@ -63,6 +63,15 @@ CASES = {
     "unknown service field": (with_service(0, gpuMem=1), "hami-eks:services[vllm-t4-qwen25-1-5b].gpuMem", "did you mean 'gpumem'"),
     "one availability zone": ({"hami-eks:availabilityZoneCount": 1}, "hami-eks:availabilityZoneCount", "at least two AZs"),
     "integer that is not": (with_service(0, replicas="two"), "hami-eks:services[vllm-t4-qwen25-1-5b].replicas", "expected an integer"),
+    # What Helm, Kubernetes or AWS would refuse only after paid minutes (issue 23).
+    "chart version latest": ({"hami-eks:hamiChartVersion": "latest"}, "hami-eks:hamiChartVersion", "pin an exact release"),
+    "namespace kube-system": ({"hami-eks:namespace": "kube-system"}, "hami-eks:namespace", "belongs to Kubernetes"),
+    "empty service name": (with_service(0, name=""), "hami-eks:services[0].name", "must not be empty"),
+    "region typo": ({"aws:region": "us-west2"}, "aws:region", "did you mean 'us-west-2'"),
+    "reserved node label": (with_group("t4", labels={"node-role.kubernetes.io/gpu": ""}), "hami-eks:nodeGroups.t4.labels", "never join"),
+    "disk over gp3": (with_group("t4", diskSizeGiB=100000), "hami-eks:nodeGroups.t4.diskSizeGiB", "16384"),
+    "zero memory": (with_service(0, memory="0"), "hami-eks:services[vllm-t4-qwen25-1-5b].memory", "more than 0"),
+    "shm above memory": (with_service(0, shmSize="64Gi"), "hami-eks:services[vllm-t4-qwen25-1-5b].shmSize", "more than memory"),
 }
 
 
