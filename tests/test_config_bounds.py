@@ -54,6 +54,10 @@ ACCEPTED = {
     "label value of 63": {"group.labels": {"team": "x" * 63}},
     "cpu in millicores": {"svc.cpu": "500m"},
     "shm as large as memory": {"svc.shmSize": "6Gi"},
+    "largest node group": {"group.desiredSize": 1, "group.maxSize": 450},
+    "most system nodes": {"hami-eks:systemNodeCount": 450},
+    "most replicas": {"svc.replicas": 10_000},
+    "day-long startup": {"svc.startupTimeoutSeconds": 86_400},
 }
 
 REFUSED = {
@@ -100,6 +104,11 @@ REFUSED = {
     "memory zero": ({"svc.memory": "0"}, "hami-eks:services[a].memory", "more than 0"),
     "shm above memory": ({"svc.shmSize": "8Gi"}, "hami-eks:services[a].shmSize", "more than memory"),
     "empty service name": ({"svc.name": ""}, "hami-eks:services[0].name", "must not be empty"),
+    "node group over the EKS limit": ({"group.maxSize": 451}, "hami-eks:nodeGroups.t4.maxSize", "450"),
+    "system nodes over the EKS limit": ({"hami-eks:systemNodeCount": 451}, "hami-eks:systemNodeCount", "450"),
+    "replicas typo": ({"svc.replicas": 10**12}, "hami-eks:services[a].replicas", "10000 per service"),
+    "startup over a day": ({"svc.startupTimeoutSeconds": 86_401}, "hami-eks:services[a].startupTimeoutSeconds",
+                           "more than a day"),
 }
 
 

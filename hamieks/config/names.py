@@ -28,6 +28,14 @@ RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease
 _CHART_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?")
 # EBS gp3 volumes are 1 GiB to 16 TiB (EC2 CreateVolume); a node's root disk is one.
 MAX_DISK_GIB = 16384
+# EKS service quota "Nodes per managed node group" (L-BD136A63): 450.
+MAX_NODES_PER_GROUP = 450
+# Replicas the planner simulates per service: far above what any node group's GPUs hold (450 nodes
+# x 8 GPUs x 10 slots), low enough that a typo (`replicas: 1000000`) is an error, not an hour of
+# planning.
+MAX_REPLICAS = 10_000
+# A startup budget longer than a day is a typo; it also keeps the probe's failureThreshold an int32.
+MAX_STARTUP_SECONDS = 86_400
 
 
 def label_key_problem(key: str) -> str | None:

@@ -103,6 +103,9 @@ def _node_group(problems: Problems, name: str, raw: Any) -> NodeGroupSettings | 
     if min_size < 0 or min_size > desired or desired > max_size or max_size < 1:
         problems.add(key, f"sizes must satisfy 0 <= minSize <= desiredSize <= maxSize and maxSize >= 1; "
                           f"got minSize={min_size}, desiredSize={desired}, maxSize={max_size}")
+    elif max_size > names.MAX_NODES_PER_GROUP:
+        problems.add(f"{key}.maxSize", f"{max_size} nodes is more than an EKS managed node group holds "
+                                       f"({names.MAX_NODES_PER_GROUP}); split it into several groups")
     if disk < 20:
         problems.add(f"{key}.diskSizeGiB", f"{disk} GiB cannot hold the AMI, the vLLM image and model "
                                            f"weights; use at least 50 (100 recommended)")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hamieks import hami, versions
-from hamieks.config import quantity, vllm_args
+from hamieks.config import names, quantity, vllm_args
 from hamieks.config.conventions import GPUS_PER_POD
 from hamieks.config.node_groups import NodeGroupSettings
 from hamieks.config.values import (
@@ -93,6 +93,10 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
                                     f"and Service, e.g. 'vllm-t4-qwen'")
     if replicas < 0:
         problems.add(f"{key}.replicas", f"must be 0 or more, got {replicas}")
+    elif replicas > names.MAX_REPLICAS:
+        problems.add(f"{key}.replicas", f"{replicas} is more than hami-eks plans ({names.MAX_REPLICAS} per service; "
+                                        f"a GPU holds at most {hami.DEVICE_SPLIT_COUNT} pods)")
+        replicas = 0  # not simulated: the stack is refused anyway
     if (gpumem is None) == (pct is None):
         problems.add(key, "set exactly one of gpumem (MiB) or gpumemPercentage (1-100): "
                           + ("both are set" if gpumem is not None else "neither is set"))
@@ -126,6 +130,9 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
                                        f"memory limit: lower shmSize (2Gi is plenty) or raise memory")
     if startup < 60:
         problems.add(f"{key}.startupTimeoutSeconds", f"{startup}s cannot cover a model download and load; use 600 or more")
+    elif startup > names.MAX_STARTUP_SECONDS:
+        problems.add(f"{key}.startupTimeoutSeconds", f"{startup}s is more than a day; 1800 covers a large model's "
+                                                     f"first download and load")
 
     group = _resolve_group(problems, key, gpu_type, wanted_group, groups)
     service = ServiceSettings(

@@ -219,6 +219,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         problems.add(config_key("systemInstanceType"), str(exc))
     if v["systemNodeCount"] < 1:
         problems.add(config_key("systemNodeCount"), "at least one system node is needed for coredns and the HAMi scheduler")
+    elif v["systemNodeCount"] > names.MAX_NODES_PER_GROUP:
+        problems.add(config_key("systemNodeCount"), f"more than an EKS managed node group holds "
+                                                    f"({names.MAX_NODES_PER_GROUP}); 2 is enough for the system pods")
     if not DNS_LABEL.fullmatch(v["namespace"]) or len(v["namespace"]) > 63:
         problems.add(config_key("namespace"), f"{v['namespace']!r} is not a DNS label, e.g. 'llm'")
     elif (problem := names.namespace_problem(v["namespace"])) is not None:
