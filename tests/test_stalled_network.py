@@ -56,7 +56,7 @@ def stalled_aws(monkeypatch) -> Iterator[list[socket.socket]]:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         monkeypatch.delenv("AWS_PROFILE", raising=False)
-        monkeypatch.setattr(session, "RETRY_CONFIG", Config(retries={"mode": "standard", "max_attempts": 2},
+        monkeypatch.setattr(session, "RETRY_CONFIG", Config(retries={"mode": "standard", "total_max_attempts": 2},
                                                             connect_timeout=1, read_timeout=1))
         yield accepted
 
@@ -97,7 +97,8 @@ def test_the_shipped_timeouts_are_bounded():
     worst = session.MAX_ATTEMPTS * (session.CONNECT_TIMEOUT_S + session.READ_TIMEOUT_S)
     assert worst <= 60
     assert session.RETRY_CONFIG.read_timeout == session.READ_TIMEOUT_S
-    assert session.RETRY_CONFIG.retries == {"mode": "standard", "max_attempts": session.MAX_ATTEMPTS}
+    # botocore's `max_attempts` counts retries only; `total_max_attempts` counts the first try too.
+    assert session.RETRY_CONFIG.retries == {"mode": "standard", "total_max_attempts": session.MAX_ATTEMPTS}
 
 
 def test_verify_against_a_stalled_api_server_ends_in_seconds(tmp_path, monkeypatch, capsys):

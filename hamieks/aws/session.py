@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 # (`Aws._fail_fast`), so a command that asks many things still ends with one clear line.
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 15
-MAX_ATTEMPTS = 3  # standard mode: the first try and two retries with backoff
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, connect_timeout=CONNECT_TIMEOUT_S,
+MAX_ATTEMPTS = 3  # the first try and two retries with backoff (botocore: total_max_attempts)
+RETRY_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=CONNECT_TIMEOUT_S,
                       read_timeout=READ_TIMEOUT_S, user_agent_extra="hami-eks")
 # botocore's "no answer" failures: the endpoint is down, unreachable or stalled.
 _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
