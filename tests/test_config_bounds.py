@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from helpers import group, svc
 
+from hamieks.config import stackfiles
 from hamieks.config.settings import load_settings
+from hamieks.config.values import SECRET_PRESENT
 from hamieks.errors import ConfigError
 
 ROLE = "arn:aws:iam::123456789012:role/ci"
@@ -124,3 +126,21 @@ def test_a_value_outside_the_bound_is_refused_naming_the_key(changes, key, words
     assert key in caught.value.keys, str(caught.value)
     message = dict(caught.value.problems)[key] if list(caught.value.keys).count(key) == 1 else str(caught.value)
     assert words in message, str(caught.value)
+
+
+@pytest.mark.parametrize("token, words", [
+    ("hf_plaintextSECRET", "is written in plain text"),
+    (12345, "is a int, not an encrypted string"),
+    (["hf_x"], "not an encrypted string"),
+])
+def test_an_hf_token_that_is_not_encrypted_is_refused_without_echoing_it(token, words):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config(**{"hami-eks:hfToken": token}))
+    message = dict(caught.value.problems)["hami-eks:hfToken"]
+    assert words in message and "pulumi config set --secret hfToken" in message
+    assert "SECRET" not in str(caught.value) and "12345" not in str(caught.value) and "hf_x" not in str(caught.value)
+
+
+@pytest.mark.parametrize("token", ["", stackfiles.SecretValue("v1:cipher"), SECRET_PRESENT])
+def test_an_encrypted_or_absent_hf_token_loads(token):
+    assert load_settings(config(**{"hami-eks:hfToken": token})).hf_token_configured == bool(token)

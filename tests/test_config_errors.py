@@ -72,6 +72,7 @@ CASES = {
     "disk over gp3": (with_group("t4", diskSizeGiB=100000), "hami-eks:nodeGroups.t4.diskSizeGiB", "16384"),
     "zero memory": (with_service(0, memory="0"), "hami-eks:services[vllm-t4-qwen25-1-5b].memory", "more than 0"),
     "shm above memory": (with_service(0, shmSize="64Gi"), "hami-eks:services[vllm-t4-qwen25-1-5b].shmSize", "more than memory"),
+    "plaintext HF token": ({"hami-eks:hfToken": "hf_plain"}, "hami-eks:hfToken", "written in plain text"),
 }
 
 

@@ -21,6 +21,7 @@ import yaml
 from helpers import SHIPPED_STACKS, selector_matches, stack_settings, tolerates
 
 from hamieks import hami, versions
+from hamieks.config import stackfiles
 from hamieks.config.conventions import GPU_TAINT
 from hamieks.config.settings import Settings
 from hamieks.hami import DEVICE_SPLIT_COUNT
@@ -52,7 +53,7 @@ def test_rendered_objects_pass_strict_schema_validation_for_the_stack_version(st
 @pytest.mark.parametrize("version", versions.EKS_KUBERNETES_VERSIONS)
 def test_everything_pulumi_creates_is_valid_on_every_offered_eks_version(version):
     """A user may pick any offered version; the token Secret exists only under Pulumi."""
-    settings = stack_settings("demo", hfToken="ignored", kubernetesVersion=version)
+    settings = stack_settings("demo", hfToken=stackfiles.SecretValue("v1:cipher"), kubernetesVersion=version)
     objects = workloads.stack_objects(settings, hf_token="hf_not_a_real_token")
     assert "Secret" in {o["kind"] for o in objects}
     for obj in objects:

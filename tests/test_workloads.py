@@ -134,7 +134,7 @@ class _Opaque:
 
 
 def test_hf_token_secret_carries_the_token_untouched_and_matches_the_reference():
-    settings = stack_settings("demo", hfToken="ignored")
+    settings = stack_settings("demo", hfToken=stackfiles.SecretValue("v1:cipher"))
     token = _Opaque()
     secret = workloads.hf_token_secret(settings, token)
     ((key, value),) = secret["stringData"].items()
@@ -147,7 +147,7 @@ def test_hf_token_secret_carries_the_token_untouched_and_matches_the_reference()
 
 
 def test_the_secret_is_created_after_the_namespace_and_before_any_pod():
-    settings = stack_settings("demo", hfToken="ignored")
+    settings = stack_settings("demo", hfToken=stackfiles.SecretValue("v1:cipher"))
     kinds = [o["kind"] for o in workloads.stack_objects(settings, hf_token=_Opaque())]
     assert kinds.index("Namespace") < kinds.index("Secret") < kinds.index("Deployment")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hamieks import catalog, versions
-from hamieks.config import names, network
+from hamieks.config import names, network, stackfiles
 from hamieks.config.node_groups import NodeGroupSettings, node_groups_from_config
 from hamieks.config.services import ServiceSettings, services_from_config
 from hamieks.config.values import COERCE, DNS_LABEL, PROJECT, SECRET_PRESENT, Problems, config_key
@@ -111,8 +111,6 @@ class Settings:
     allow_model_misfit: bool
     prices: str  # one of catalog.PRICE_MODES
     hf_token_configured: bool
-    # The token is written in plain text in the stack file (not `pulumi config set --secret`).
-    hf_token_plaintext: bool
     node_groups: tuple[NodeGroupSettings, ...]
     services: tuple[ServiceSettings, ...]
     control_plane_log_retention_days: int
@@ -174,6 +172,17 @@ def _check_unknown_keys(problems: Problems, config: Mapping[str, Any]) -> None:
                 problems.add(key, f"unknown aws provider key; did you mean {hint[0]!r}?")
 
 
+def _hf_token_problem(token: Any) -> str | None:
+    """A token must reach the program encrypted (`secure:`, or the engine's secret). The message
+    never contains the value: it would land in CI logs."""
+    if token in ("", None, SECRET_PRESENT) or isinstance(token, stackfiles.SecretValue):
+        return None
+    what = "is written in plain text in the stack file" if isinstance(token, str) else (
+        f"is a {type(token).__name__}, not an encrypted string")
+    return (f"{what} (value not shown), so anyone with the repository can read it: remove the line and run "
+            f"`pulumi config set --secret hfToken hf_...`")
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Build and validate the settings from a flat config mapping; raise ConfigError on problems."""
     problems = Problems()
@@ -230,6 +239,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         problems.add(config_key("controlPlaneLogRetentionDays"),
                      f"CloudWatch keeps logs for one of {', '.join(map(str, LOG_RETENTION_DAYS))} days, "
                      f"got {v['controlPlaneLogRetentionDays']}; e.g. 90")
+    if (problem := _hf_token_problem(v["hfToken"])) is not None:
+        problems.add(config_key("hfToken"), problem)
     credential = v["dockerHubCredentialArn"]
     if credential and not re.fullmatch(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:"
                                        r"ecr-pullthroughcache/.+", credential):
@@ -257,7 +268,6 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         vllm_image=v["vllmImage"], namespace=v["namespace"], allow_unschedulable=v["allowUnschedulable"],
         allow_model_misfit=v["allowModelMisfit"], prices=v["prices"],
         hf_token_configured=bool(v["hfToken"]),
-        hf_token_plaintext=isinstance(v["hfToken"], str) and v["hfToken"] not in ("", SECRET_PRESENT),
         node_groups=tuple(groups.values()), services=tuple(services),
         control_plane_log_retention_days=v["controlPlaneLogRetentionDays"],
         ecr_pull_through_cache=v["ecrPullThroughCache"], docker_hub_credential_arn=credential,

@@ -19,9 +19,6 @@ OPEN_TO_THE_WORLD = "0.0.0.0/0"
 def risks(settings: Settings, estimate: cost.CostEstimate | None) -> list[str]:
     """Every warning for the stack, in a stable order."""
     found: list[str] = []
-    if settings.hf_token_plaintext:
-        found.append(f"{config_key('hfToken')} is in plain text in the stack file; store it encrypted with "
-                     f"`pulumi config set --secret hfToken <token>`")
     if not settings.services:
         gpus = sum(g.desired_size * g.instance.gpu_count for g in settings.node_groups)
         found.append(f"{config_key('services')} is empty: {gpus} GPU(s) would run and serve nothing; add "
