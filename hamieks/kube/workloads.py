@@ -22,8 +22,19 @@ CLIENT_POD_LABEL = CLIENT_NAMESPACE_LABEL
 NETWORK_POLICY_NAME = "vllm-ingress"
 # The servers' own service account, which mounts no API token (vLLM never calls the API server).
 SERVICE_ACCOUNT_NAME = "vllm"
-# Pod Security Admission level of the serving namespace (see namespace()).
+# Pod Security Admission levels of the serving namespace (see namespace()): enforced, and the
+# stricter one every pod is warned and audited against.
 POD_SECURITY_LEVEL = "baseline"
+POD_SECURITY_AUDIT_LEVEL = "restricted"
+EGRESS_POLICY_NAME = "vllm-egress"
+# Link-local: the EC2 instance metadata service (IMDS, 169.254.169.254) and the ECS/EKS Pod
+# Identity agent (169.254.170.23). A server needs neither: it holds no AWS credentials.
+LINK_LOCAL = "169.254.0.0/16"
+# Writable places under a read-only root: vLLM's JIT caches (Triton, torch.compile/inductor,
+# FlashInfer, outlines) under $HOME/.cache and $HOME/.config, and /tmp, where HAMi-core keeps the
+# shared-memory file its processes account GPU memory through (libvgpu.so, /tmp/cudevshr.cache).
+WRITABLE_DIRS = {"cache": "/root/.cache", "config": "/root/.config", "tmp": "/tmp"}
+WRITABLE_DIR_LIMIT = "4Gi"
 
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_SECRET_KEY = "token"
@@ -56,6 +67,10 @@ def namespace(settings: Settings) -> dict[str, Any]:
                 # non-root process cannot use: an untested combination on a GPU that costs
                 # dollars an hour. Enforced, so a hostPath or privileged pod is refused here.
                 "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
+                # ...and every pod is measured against "restricted": `kubectl apply` prints the
+                # gaps and the audit log records them, without refusing the servers.
+                "pod-security.kubernetes.io/warn": POD_SECURITY_AUDIT_LEVEL,
+                "pod-security.kubernetes.io/audit": POD_SECURITY_AUDIT_LEVEL,
             },
         },
     }
@@ -68,9 +83,8 @@ def network_policy(settings: Settings) -> dict[str, Any]:
 
     `kubectl port-forward` tunnels through the kubelet into the pod and is not subject to
     NetworkPolicy, and kubelet probes come from the node, which NetworkPolicy always allows; so
-    neither needs a rule. Egress stays open: servers download weights from Hugging Face, whose
-    CDN addresses no policy can list. On EKS the policy is enforced only when the VPC CNI runs
-    with enableNetworkPolicy=true.
+    neither needs a rule. Egress is egress_network_policy's. On EKS the policy is enforced only
+    when the VPC CNI runs with enableNetworkPolicy=true.
     """
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -88,6 +102,33 @@ def network_policy(settings: Settings) -> dict[str, Any]:
                 ],
                 "ports": [{"protocol": "TCP", "port": VLLM_PORT}],
             }],
+        },
+    }
+
+
+def egress_network_policy(settings: Settings) -> dict[str, Any]:
+    """What the model servers may reach: the cluster DNS, and HTTPS to the internet (Hugging Face
+    and its CDN, whose addresses no policy can list), but neither the instance metadata service
+    nor anything inside the VPC (nodes, the control plane's ENIs, other pods): a compromised
+    server cannot borrow the node's role or probe the cluster."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": EGRESS_POLICY_NAME, "namespace": settings.namespace, "labels": dict(PART_OF)},
+        "spec": {
+            "podSelector": {"matchLabels": dict(PART_OF)},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {   # coredns, by its labels in kube-system (the EKS add-on's k8s-app=kube-dns)
+                    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                },
+                {
+                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [settings.vpc_cidr, LINK_LOCAL]}}],
+                    "ports": [{"protocol": "TCP", "port": 443}],
+                },
+            ],
         },
     }
 
@@ -150,6 +191,8 @@ def _probe(period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
 def _env(settings: Settings) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "HF_HOME", "value": MODEL_CACHE_MOUNT},
+        # Triton's cache defaults to ~/.triton, outside the writable $HOME/.cache.
+        {"name": "TRITON_CACHE_DIR", "value": f"{WRITABLE_DIRS['cache']}/triton"},
         # vLLM's usage telemetry phones home from every pod start; off in a private cluster.
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
@@ -200,13 +243,16 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
         "securityContext": {
             # Root, as the vLLM image is built: it writes JIT and compile caches (Triton,
             # torch.compile, FlashInfer) under $HOME=/root and /tmp, and HAMi-core's host mounts
-            # are root-owned. Root without capabilities or escalation gains nothing more.
+            # are root-owned. Root without capabilities or escalation gains nothing more, and
+            # the image itself cannot be changed: those caches go to emptyDirs (WRITABLE_DIRS).
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
         },
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "model-cache", "mountPath": MODEL_CACHE_MOUNT},
+            *({"name": name, "mountPath": path} for name, path in WRITABLE_DIRS.items()),
         ],
     }
     return {
@@ -247,6 +293,8 @@ def deployment(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
                         # that, but hostPath is a path onto the host that Pod Security "baseline"
                         # forbids; a PVC is zonal and ReadWriteOnce, EFS needs another driver.
                         {"name": "model-cache", "emptyDir": {}},
+                        # Capped: a runaway cache is evicted with its pod, not a full node disk.
+                        *({"name": name, "emptyDir": {"sizeLimit": WRITABLE_DIR_LIMIT}} for name in WRITABLE_DIRS),
                     ],
                 },
             },
@@ -301,6 +349,7 @@ def namespace_objects(settings: Settings, hf_token: Any = None) -> list[dict[str
     if hf_token is not None:
         objects.append(hf_token_secret(settings, hf_token))
     objects.append(network_policy(settings))
+    objects.append(egress_network_policy(settings))
     objects.append(service_account(settings))
     return objects
 
