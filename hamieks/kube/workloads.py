@@ -119,7 +119,12 @@ def egress_network_policy(settings: Settings) -> dict[str, Any]:
             "podSelector": {"matchLabels": dict(PART_OF)},
             "policyTypes": ["Egress"],
             "egress": [
-                {   # coredns, by its labels in kube-system (the EKS add-on's k8s-app=kube-dns)
+                {   # coredns, by its labels in kube-system (the EKS add-on's k8s-app=kube-dns). Pods
+                    # resolve through the kube-dns Service IP, which the VPC CNI's eBPF probe sees
+                    # before DNAT; EKS's policy controller adds the ClusterIP of every Service whose
+                    # spec.selector this podSelector matches (amazon-network-policy-controller-k8s,
+                    # pkg/resolvers/endpoints.go getMatchingServiceClusterIPs), so the selector must
+                    # be exactly the Service's: k8s-app=kube-dns.
                     "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
