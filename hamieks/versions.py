@@ -11,6 +11,15 @@ HAMI_CHART_REPO = "https://project-hami.github.io/HAMi/"
 # NVIDIA AMI ships 580) and no longer supports Volta (V100) - see hamieks/config/vllm_args.py.
 VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
 
+# The webhook certificate jobs' image. HAMi 2.10.0's chart defaults to images from personal Docker
+# Hub accounts (jettech/..., and liangjw/kube-webhook-certgen on Kubernetes >= 1.22); the upstream
+# project is ingress-nginx's, on registry.k8s.io, with the same `create`/`patch` flags the chart's
+# jobs pass. Pinned by digest: the release ingress-nginx's own chart 4.12 runs
+# (charts/ingress-nginx/values.yaml controller.admissionWebhooks.patch.image).
+CERTGEN_REGISTRY = "registry.k8s.io"
+CERTGEN_REPOSITORY = "ingress-nginx/kube-webhook-certgen"
+CERTGEN_TAG = "v1.5.2@sha256:e8825994b7a2c7497375a9b945f386506ca6a3eda80b89b74ef2db743f66a5ea"
+
 # Kubernetes minor versions in EKS standard support in late 2026. 1.34 leaves standard support on
 # 2026-12-02 (extended support costs six times as much per cluster-hour), so 1.35 is the default.
 EKS_KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36")

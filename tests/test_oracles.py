@@ -307,3 +307,20 @@ def test_demo_reproduces_the_reference_deployments_and_services(shared_dir):
         # Same image, but a pinned release instead of the reference's :latest.
         assert my_c["image"].rsplit(":", 1)[0] == ref_c["image"].rsplit(":", 1)[0]
         assert my_c["image"] != ref_c["image"] and not my_c["image"].endswith(":latest")
+
+
+def test_every_chart_image_comes_from_an_upstream_registry_and_certgen_by_digest(hami_chart):
+    """The chart's certificate jobs default to personal Docker Hub accounts (jettech/,
+    liangjw/kube-webhook-certgen); the release runs the upstream image, pinned by digest."""
+    docs = _render_chart(hami_chart, stack_settings("demo"))
+    images = {c["image"] for d in docs for c in _containers(d)}
+    certgen = {i for i in images if "kube-webhook-certgen" in i}
+    assert certgen == {f"{versions.CERTGEN_REGISTRY}/{versions.CERTGEN_REPOSITORY}:{versions.CERTGEN_TAG}"}
+    assert "@sha256:" in versions.CERTGEN_TAG
+    assert not any(owner in image for image in images for owner in ("liangjw/", "jettech/")), images
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {})
+    pod = spec.get("template", {}).get("spec", {}) if "template" in spec else spec
+    return [*pod.get("containers", []), *pod.get("initContainers", [])]

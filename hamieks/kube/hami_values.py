@@ -38,8 +38,8 @@ PDB_NAME = "hami-scheduler"
 CHART_IMAGES: dict[tuple[str, ...], tuple[str, str]] = {
     ("scheduler", "kubeScheduler", "image"): ("registry.k8s.io", "kube-scheduler"),
     ("scheduler", "extender", "image"): ("docker.io", "projecthami/hami"),
-    ("scheduler", "patch", "image"): ("docker.io", "jettech/kube-webhook-certgen"),
-    ("scheduler", "patch", "imageNew"): ("docker.io", "liangjw/kube-webhook-certgen"),
+    ("scheduler", "patch", "image"): (versions.CERTGEN_REGISTRY, versions.CERTGEN_REPOSITORY),
+    ("scheduler", "patch", "imageNew"): (versions.CERTGEN_REGISTRY, versions.CERTGEN_REPOSITORY),
     ("devicePlugin", "image"): ("docker.io", "projecthami/hami"),
     ("devicePlugin", "monitor", "image"): ("docker.io", "projecthami/hami"),
 }
@@ -87,7 +87,13 @@ def release_values(settings: Settings, image_registry: str | None = None) -> dic
                 "namespaceSelector": {"matchLabels": {hami.WEBHOOK_SCOPE_LABEL[0]: hami.WEBHOOK_SCOPE_LABEL[1]}},
             },
             # The certificate job runs once per install/upgrade; keep it off the GPU nodes too.
-            "patch": {"nodeSelector": SYSTEM_NODE_LABEL.as_dict()},
+            # Both image roots (the chart picks `imageNew` on Kubernetes >= 1.22) are the upstream
+            # certgen, pinned by digest (versions.CERTGEN_TAG), not the chart's personal-account ones.
+            "patch": {
+                "nodeSelector": SYSTEM_NODE_LABEL.as_dict(),
+                **{root: {"registry": versions.CERTGEN_REGISTRY, "repository": versions.CERTGEN_REPOSITORY,
+                          "tag": versions.CERTGEN_TAG} for root in ("image", "imageNew")},
+            },
             # The chart's default NodePort opens the webhook (31998) and metrics (31993) on every
             # node. The API server reaches the webhook through the Service and kube-scheduler calls
             # the extender on localhost, so ClusterIP is all HAMi needs.
