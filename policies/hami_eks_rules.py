@@ -25,6 +25,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 # ---- HAMi's interface (chart 2.10.0; hamieks/hami.py holds the same facts) ----------------------
 RESOURCE_GPU = "nvidia.com/gpu"
@@ -75,6 +76,16 @@ def _get(props: Any, *path: Any) -> Any:
             return None
         node = node[key]
     return node
+
+
+def _known_blank(props: Mapping[str, Any], key: str) -> bool:
+    """Whether props[key] is known and blank; a value only known after the update (a KMS key's
+    ARN during the first preview) is not blank, and is not read."""
+    try:
+        value = props[key]
+    except UnknownValueError:
+        return False
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _has(props: Mapping[str, Any], key: str) -> bool:
@@ -185,6 +196,9 @@ def _check_secret_encryption(args: ResourceValidationArgs, report: ReportViolati
         if not _has(props, "encryptionConfigKeyArn"):
             report(f"cluster {args.name} sets no encryptionConfigKeyArn: Secrets (the Hugging Face token) "
                    f"sit in etcd without envelope encryption", None)
+        elif _known_blank(props, "encryptionConfigKeyArn"):
+            report(f"cluster {args.name} sets an empty encryptionConfigKeyArn: no key, so Secrets are not "
+                   f"envelope-encrypted", None)
         return
     configs = _get(props, "encryptionConfig")
     configs = [configs] if isinstance(configs, Mapping) else list(configs or [])

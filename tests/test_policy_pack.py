@@ -89,7 +89,11 @@ def test_the_pack_declares_every_rule_the_issue_asks_for(analyzer):
     names = {p.name for p in info.policies}
     assert names >= {"nodes-imdsv2-hop-limit-1", "cluster-secrets-encrypted", "control-plane-log-retention",
                      "images-pinned", "helm-images-pinned", "gpu-workloads-use-hami-limits",
-                     "gpu-workloads-in-webhook-scope", "fail-closed-webhook-is-redundant"}
+                     "gpu-workloads-in-webhook-scope", "fail-closed-webhook-is-redundant",
+                     # issue 19
+                     "node-disks-encrypted", "api-endpoint-not-world-open", "no-admin-policies",
+                     "serving-namespace-pod-security", "workloads-unprivileged", "model-servers-network-isolated",
+                     "hami-webhook-fails-closed"}
     assert all(p.enforcementLevel == analyzer_pb2.MANDATORY for p in info.policies)
 
 
@@ -168,9 +172,10 @@ WEAKENINGS: dict[str, tuple[str, Callable[[dict[str, Any]], Any], set[str]]] = {
         {"gpu-workloads-use-hami-limits"}),
     "own scheduler": ("kubernetes:apps/v1:Deployment", lambda i: _pod(i).update(schedulerName="default-scheduler"),
                       {"gpu-workloads-use-hami-limits"}),
+    # Moved out of the serving namespace, the servers also leave its NetworkPolicies behind.
     "outside the webhook's namespaces": ("kubernetes:apps/v1:Deployment",
                                          lambda i: i["metadata"].update(namespace="default"),
-                                         {"gpu-workloads-in-webhook-scope"}),
+                                         {"gpu-workloads-in-webhook-scope", "model-servers-network-isolated"}),
     "SSH on a node group": ("eks:index:ManagedNodeGroup", lambda i: i.update(remoteAccess={"ec2SshKey": "ops"}),
                             {"node-groups-use-launch-template"}),
     "node group without a launch template": ("eks:index:ManagedNodeGroup",
@@ -179,6 +184,38 @@ WEAKENINGS: dict[str, tuple[str, Callable[[dict[str, Any]], Any], set[str]]] = {
     "IMDSv1 allowed": ("aws:ec2/launchTemplate:LaunchTemplate",
                        lambda i: i["metadataOptions"].update(httpTokens="optional"),
                        {"nodes-imdsv2-hop-limit-1", "node-group-launch-templates-are-hardened"}),
+    # ---- issue 19: each of these got through the pack before ----
+    "unencrypted node disk": ("aws:ec2/launchTemplate:LaunchTemplate",
+                              lambda i: i["blockDeviceMappings"][0]["ebs"].update(encrypted="false"),
+                              {"node-disks-encrypted"}),
+    "node disk left to the AMI": ("aws:ec2/launchTemplate:LaunchTemplate", lambda i: i.pop("blockDeviceMappings"),
+                                  {"node-disks-encrypted"}),
+    "empty KMS key ARN": ("eks:index:Cluster", lambda i: i.update(encryptionConfigKeyArn=""),
+                          {"cluster-secrets-encrypted"}),
+    "privileged Pod Security on the serving namespace": (
+        "kubernetes:core/v1:Namespace",
+        lambda i: i["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce": "privileged"}),
+        {"serving-namespace-pod-security"}),
+    "no Pod Security on the serving namespace": (
+        "kubernetes:core/v1:Namespace", lambda i: i["metadata"]["labels"].pop("pod-security.kubernetes.io/enforce"),
+        {"serving-namespace-pod-security"}),
+    "privileged model server on the host network with the host's /": (
+        "kubernetes:apps/v1:Deployment",
+        lambda i: (_container(i)["securityContext"].update(privileged=True), _pod(i).update(hostNetwork=True),
+                   _pod(i)["volumes"].append({"name": "host", "hostPath": {"path": "/"}})),
+        {"workloads-unprivileged"}),
+    "AdministratorAccess on the node role": (
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        lambda i: i.update(policyArn="arn:aws:iam::aws:policy/AdministratorAccess"), {"no-admin-policies"}),
+    "private endpoint off, public endpoint open to the world": (
+        "eks:index:Cluster", lambda i: i.update(endpointPrivateAccess=False), {"api-endpoint-not-world-open"}),
+    "NetworkPolicies not enforced by the VPC CNI": (
+        "eks:index:Cluster", lambda i: i["vpcCniOptions"].update(enableNetworkPolicy=False),
+        {"model-servers-network-isolated"}),
+    "HAMi's webhook failing open": (
+        "kubernetes:helm.sh/v3:Release",
+        lambda i: i["values"]["scheduler"]["admissionWebhook"].update(failurePolicy="Ignore"),
+        {"hami-webhook-fails-closed"}),
 }
 
 
@@ -192,6 +229,22 @@ def test_each_weakened_input_fails_exactly_its_rule(analyzer, weakening):
     assert {resource for policy, resource in found if policy in rules} - {name} <= {
         # A launch template's node group is reported beside the template.
         r.name for r in run.of_type("eks:index:ManagedNodeGroup")}
+
+
+@pytest.mark.parametrize("removed", ["vllm-ingress", "vllm-egress"])
+def test_a_removed_network_policy_fails_isolation(analyzer, removed):
+    run = run_program("demo", preview=True)
+    resources = [r for r in run.resources if not (r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+                                                  and r.inputs["metadata"]["name"] == removed)]
+    assert len(resources) == len(run.resources) - 1
+    servers = {r.name for r in run.of_type("kubernetes:apps/v1:Deployment")}
+    assert judge(analyzer, resources) == {("model-servers-network-isolated", name) for name in servers}
+
+
+def test_a_restricted_endpoint_or_private_access_passes(analyzer):
+    run = run_program("demo", preview=True)
+    _edit(run, "eks:index:Cluster", lambda i: i.update(endpointPrivateAccess=False, publicAccessCidrs=["203.0.113.0/24"]))
+    assert judge(analyzer, run.resources) == set()
 
 
 def test_the_hami_disruption_budget_is_required(analyzer):
@@ -213,4 +266,4 @@ def test_a_weakened_stack_reports_every_violation_at_once(analyzer):
         _edit(run, type_, change)
     resources = [copy.deepcopy(r) for r in run.resources]
     assert {p for p, _ in judge(analyzer, resources)} == {
-        "cluster-secrets-encrypted", "images-pinned", "gpu-workloads-in-webhook-scope"}
+        "cluster-secrets-encrypted", "images-pinned", "gpu-workloads-in-webhook-scope", "model-servers-network-isolated"}
