@@ -4,6 +4,8 @@ Every check that can fail runs before the first resource is registered, so a bad
 half-creates anything.
 """
 
+from pathlib import Path
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
@@ -20,7 +22,7 @@ from hamieks.aws import pricing as aws_pricing
 from hamieks.aws import session as aws_session
 from hamieks.config import network as network_plan
 from hamieks.config import settings as settings_mod
-from hamieks.config import zones
+from hamieks.config import stackfiles, zones
 from hamieks.config.conventions import SYSTEM_NODE_LABEL
 from hamieks.errors import HamiEksError
 from hamieks.kube import hami_values
@@ -31,6 +33,9 @@ from hamieks.scheduling import placement, placement_report
 # ---- settings and preflight (no resources yet) ----------------------------------------------
 config, hf_token = stack_config.read()
 try:
+    # `pulumi stack init` writes a stack file holding only `encryptionsalt:`; `up` would then build
+    # the project defaults (the $10/hour demo). The CLI runs the program in the project directory.
+    stackfiles.check_stack_file_if_present(Path.cwd(), pulumi.get_stack())
     settings = settings_mod.load_settings(config)
     # Simulate HAMi before paying for anything: a replica that cannot be placed would sit
     # Pending after a twenty-minute, dollars-an-hour deploy.

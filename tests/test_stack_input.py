@@ -202,3 +202,24 @@ def test_a_copied_stack_sharing_a_cluster_name_is_warned_about(project):
     assert "hami-eks:clusterName 'same' is also the cluster of stack(s) first" in result.stdout
     project("first", body.replace("same", "different"))
     assert "is also the cluster" not in hami_eks("plan", "--stack", "copy", "--summary", "--project-dir", str(path)).stdout
+
+
+# ---- the program itself refuses a stack file that says nothing -------------------------------------
+
+def test_pulumi_up_on_a_stack_file_pulumi_stack_init_wrote_registers_nothing(tmp_path, monkeypatch):
+    from pulumi_harness import run_program
+
+    # The engine hands the program the demo's config (as `pulumi config set` could have), but the
+    # stack file in the directory `pulumi up` runs in holds only what `pulumi stack init` writes.
+    (tmp_path / "Pulumi.demo.yaml").write_text("encryptionsalt: v1:AAAAAAAAAAA=:v1:BBBB:CCCC\n")
+    monkeypatch.chdir(tmp_path)
+    run = run_program("demo", expect_error=True)
+    assert "Pulumi.demo.yaml sets none of hami-eks:clusterName" in str(run.error)
+    assert run.resources == []
+
+
+def test_the_program_reads_a_stack_file_only_when_there_is_one(tmp_path, monkeypatch):
+    from pulumi_harness import run_program
+
+    monkeypatch.chdir(tmp_path)  # no Pulumi.demo.yaml here: config from the engine alone
+    assert run_program("demo").resources

@@ -229,6 +229,13 @@ def read_stack_file(project_dir: Path, stack: str) -> tuple[Path, dict[str, Any]
     return path, config
 
 
+def check_stack_file_if_present(project_dir: Path, stack: str) -> None:
+    """For the Pulumi program: refuse the stack's file as `plan` would (read_stack_file). A stack
+    whose config lives elsewhere (no Pulumi.<stack>.yaml here) is left to the settings."""
+    if STACK_NAME.fullmatch(stack) and (project_dir / f"Pulumi.{stack}.yaml").is_file():
+        read_stack_file(project_dir, stack)
+
+
 def load_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
     """The stack's full config: Pulumi.yaml defaults overlaid with Pulumi.<stack>.yaml."""
     project = load_project(project_dir)
