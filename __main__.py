@@ -31,7 +31,7 @@ from hamieks.report import outputs, risks
 from hamieks.scheduling import placement, placement_report
 
 # ---- settings and preflight (no resources yet) ----------------------------------------------
-config, hf_token = stack_config.read()
+config, secrets = stack_config.read()
 try:
     # `pulumi stack init` writes a stack file holding only `encryptionsalt:`; `up` would then build
     # the project defaults (the $10/hour demo). The CLI runs the program in the project directory.
@@ -122,7 +122,8 @@ hami = Hami("hami", HamiArgs(chart_version=settings.hami_chart_version,
                                         depends_on=[cluster, *gpu_groups, *([image_cache] if image_cache else [])]))
 
 # GPU pods created before HAMi's webhook exists bypass hami-scheduler and stay Pending.
-serving = ModelServing("serving", ModelServingArgs(settings=settings, hf_token=hf_token,
+serving = ModelServing("serving", ModelServingArgs(settings=settings, hf_token=secrets.get("hfToken"),
+                                                   api_key=secrets.get("vllmApiKey"),
                                                    image_registry=image_registry),
                        opts=pulumi.ResourceOptions(provider=provider, depends_on=[hami]))
 

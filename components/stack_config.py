@@ -11,15 +11,16 @@ from hamieks.config.settings import CONFIG_KEYS, STRUCTURED_KEYS
 from hamieks.config.values import PROJECT, SECRET_PRESENT, config_key
 
 
-def read() -> tuple[dict[str, Any], pulumi.Output[str] | None]:
-    """Returns the config mapping and the HF token as a secret Output (or None).
+def read() -> tuple[dict[str, Any], dict[str, pulumi.Output[str]]]:
+    """Returns the config mapping and the secrets that are set (hfToken, vllmApiKey) as secret
+    Outputs by key name.
 
-    The token never enters the mapping: only its presence does, so it cannot leak into an
-    error message or a plan.
+    A secret never enters the mapping: only its presence does, so it cannot leak into an error
+    message or a plan.
     """
     cfg = pulumi.Config(PROJECT)
     values: dict[str, Any] = {}
-    hf_token = None
+    secrets: dict[str, pulumi.Output[str]] = {}
     for spec in CONFIG_KEYS:
         if spec.secret:
             # Only presence (and whether the stack file encrypts it) reaches the settings; the
@@ -27,7 +28,7 @@ def read() -> tuple[dict[str, Any], pulumi.Output[str] | None]:
             key = config_key(spec.name)
             if pulumi.runtime.get_config(key):
                 values[key] = SECRET_PRESENT if pulumi.runtime.is_config_secret(key) else "<plaintext>"
-                hf_token = cfg.get_secret(spec.name)
+                secrets[spec.name] = cfg.get_secret(spec.name)
         elif (raw := cfg.get(spec.name)) is not None:
             values[config_key(spec.name)] = raw
     for name in STRUCTURED_KEYS:
@@ -39,7 +40,7 @@ def read() -> tuple[dict[str, Any], pulumi.Output[str] | None]:
     for key in _all_keys():
         if key.startswith(PROJECT + ":") and key not in values:
             values[key] = pulumi.runtime.get_config(key)
-    return values, hf_token
+    return values, secrets
 
 
 def _all_keys() -> set[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import group, svc
+from helpers import QWEN_ARGS, group, svc
 
 from hamieks.config import stackfiles
 from hamieks.config.settings import load_settings
@@ -144,3 +144,24 @@ def test_an_hf_token_that_is_not_encrypted_is_refused_without_echoing_it(token, 
 @pytest.mark.parametrize("token", ["", stackfiles.SecretValue("v1:cipher"), SECRET_PRESENT])
 def test_an_encrypted_or_absent_hf_token_loads(token):
     assert load_settings(config(**{"hami-eks:hfToken": token})).hf_token_configured == bool(token)
+
+
+def test_trust_remote_code_needs_the_services_opt_in():
+    args = [*QWEN_ARGS, "--trust-remote-code"]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config(**{"svc.args": args}))
+    assert "set `trustRemoteCode: true`" in dict(caught.value.problems)["hami-eks:services[a].args"]
+    settings = load_settings(config(**{"svc.args": args, "svc.trustRemoteCode": True}))
+    assert settings.services[0].trust_remote_code
+
+
+@pytest.mark.parametrize("args", [
+    ["--api-key", "sk-hunter2"],
+    ["--api-key=sk-hunter2"],
+    ["--api-key", "sk-hunter2", "--api-key", "sk-hunter2"],
+])
+def test_an_api_key_in_args_is_refused_and_never_shown(args):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config(**{"svc.args": [*QWEN_ARGS, *args]}))
+    assert "hunter2" not in str(caught.value)
+    assert "pulumi config set --secret vllmApiKey" in str(caught.value)

@@ -8,7 +8,7 @@ import ipaddress
 from typing import Any
 
 import pytest
-from helpers import SHIPPED_STACKS, selector_matches, stack_settings
+from helpers import REPO, SHIPPED_STACKS, selector_matches, stack_settings
 
 from hamieks.kube import workloads
 
@@ -98,3 +98,45 @@ def test_servers_reach_dns_and_https_out_but_not_metadata_or_the_vpc(stack):
 def test_the_evaluator_sees_an_open_pod_as_open():
     # The checks above must be able to fail: with no Egress policy everything is allowed.
     assert _egress_allowed([], {"app": "x"}, "169.254.169.254", 80, "TCP")
+
+
+# ---- the API key (vllmApiKey) ------------------------------------------------------------------------
+
+def test_the_api_key_reaches_every_server_from_a_secret_never_in_plain_inputs():
+    from pulumi_harness import Secret, run_program
+
+    from hamieks.config import stackfiles
+
+    run = run_program("demo", overrides={"hami-eks:vllmApiKey": stackfiles.SecretValue("v1:cipher")})
+    (secret,) = [r for r in run.of_type("kubernetes:core/v1:Secret")
+                 if r.inputs["metadata"]["name"] == workloads.API_KEY_SECRET]
+    assert all(isinstance(v, Secret) for v in secret.inputs["stringData"].values())
+    namespace = run.of_type("kubernetes:core/v1:Namespace")[0]
+    assert run.depends_on(secret, namespace)
+    deployments = run.of_type("kubernetes:apps/v1:Deployment")
+    assert deployments
+    for deployment in deployments:
+        (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env[workloads.API_KEY_ENV]["valueFrom"]["secretKeyRef"] == {
+            "name": workloads.API_KEY_SECRET, "key": workloads.API_KEY_SECRET_KEY}
+        assert "--api-key" not in container["args"]
+        assert run.depends_on(deployment, secret)  # the Secret exists before a pod reads it
+
+
+def test_without_an_api_key_no_secret_and_no_variable():
+    settings = stack_settings("demo")
+    assert not any(o["kind"] == "Secret" for o in workloads.namespace_objects(settings))
+    for deployment in _deployments("demo"):
+        env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert workloads.API_KEY_ENV not in env
+
+
+def test_renderings_never_hold_the_key_and_say_how_to_create_it(project):
+    from hamieks.kube import rendering
+
+    body = (REPO / "Pulumi.lean.yaml").read_text() + "  hami-eks:vllmApiKey:\n    secure: v1:KEYCIPHER\n"
+    files = rendering.render_stack(project("keyed", body), "keyed")
+    text = "".join(files.values())
+    assert "KEYCIPHER" not in text
+    assert f"create secret generic {workloads.API_KEY_SECRET}" in files["00-namespace.yaml"]

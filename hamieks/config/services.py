@@ -13,6 +13,7 @@ from hamieks.config.node_groups import NodeGroupSettings
 from hamieks.config.values import (
     DNS_LABEL,
     Problems,
+    as_bool,
     as_int,
     as_json,
     as_str,
@@ -25,7 +26,7 @@ from hamieks.config.values import (
 _SERVICE_FIELDS = {
     "name", "model", "gpuType", "replicas", "gpumem", "gpumemPercentage", "gpucores", "args", "image",
     "nodeGroup", "nodeSchedulerPolicy", "gpuSchedulerPolicy", "cpu", "memory", "shmSize",
-    "startupTimeoutSeconds",
+    "startupTimeoutSeconds", "trustRemoteCode",
 }
 
 
@@ -51,6 +52,8 @@ class ServiceSettings:
     shm_size: str = "2Gi"
     # Download of several GB plus load and CUDA-graph capture: minutes on first start.
     startup_timeout_seconds: int = 1800
+    # The service's owner has reviewed the model repository's code: --trust-remote-code may run it.
+    trust_remote_code: bool = False
 
     @property
     def memory_request_label(self) -> str:
@@ -86,6 +89,7 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
     shm = read_field(problems, key, raw, "shmSize", as_str, ServiceSettings.shm_size)
     startup = read_field(problems, key, raw, "startupTimeoutSeconds", as_int, ServiceSettings.startup_timeout_seconds)
     wanted_group = read_field(problems, key, raw, "nodeGroup", as_str)
+    trust_remote_code = read_field(problems, key, raw, "trustRemoteCode", as_bool, False)
 
     if name and (not DNS_LABEL.fullmatch(name) or len(name) > 63):
         problems.add(f"{key}.name", f"{name!r} is not a DNS label (RFC 1035: lowercase letters, digits and '-', "
@@ -139,7 +143,7 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
         name=name, model=model, gpu_type=gpu_type, node_group=group.name if group else "",
         replicas=replicas, gpumem=gpumem, gpumem_percentage=pct, args=args, image=image,
         gpucores=gpucores, node_scheduler_policy=node_policy, gpu_scheduler_policy=gpu_policy,
-        cpu=cpu, memory=memory, shm_size=shm, startup_timeout_seconds=startup,
+        cpu=cpu, memory=memory, shm_size=shm, startup_timeout_seconds=startup, trust_remote_code=trust_remote_code,
     )
     if group is not None:
         gpu = group.gpu

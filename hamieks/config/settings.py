@@ -68,6 +68,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("hfToken", "string", "",
               "Hugging Face token for gated models; set it with `pulumi config set --secret hfToken hf_...`.",
               secret=True),
+    ConfigKey("vllmApiKey", "string", "",
+              "API key every model server requires on /v1 (Authorization: Bearer); set it with "
+              "`pulumi config set --secret vllmApiKey <key>`.", secret=True),
     ConfigKey("controlPlaneLogRetentionDays", "integer", 90,
               "Days CloudWatch keeps the EKS control-plane logs (api, audit, authenticator); a CloudWatch "
               "retention value such as 30, 90, 365."),
@@ -111,6 +114,7 @@ class Settings:
     allow_model_misfit: bool
     prices: str  # one of catalog.PRICE_MODES
     hf_token_configured: bool
+    vllm_api_key_configured: bool
     node_groups: tuple[NodeGroupSettings, ...]
     services: tuple[ServiceSettings, ...]
     control_plane_log_retention_days: int
@@ -172,15 +176,16 @@ def _check_unknown_keys(problems: Problems, config: Mapping[str, Any]) -> None:
                 problems.add(key, f"unknown aws provider key; did you mean {hint[0]!r}?")
 
 
-def _hf_token_problem(token: Any) -> str | None:
-    """A token must reach the program encrypted (`secure:`, or the engine's secret). The message
+def _secret_problem(name: str, value: Any) -> str | None:
+    """A secret must reach the program encrypted (`secure:`, or the engine's secret). The message
     never contains the value: it would land in CI logs."""
-    if token in ("", None, SECRET_PRESENT) or isinstance(token, stackfiles.SecretValue):
+    if value in ("", None, SECRET_PRESENT) or isinstance(value, stackfiles.SecretValue):
         return None
-    what = "is written in plain text in the stack file" if isinstance(token, str) else (
-        f"is a {type(token).__name__}, not an encrypted string")
+    what = "is written in plain text in the stack file" if isinstance(value, str) else (
+        f"is a {type(value).__name__}, not an encrypted string")
+    example = "hf_..." if name == "hfToken" else "<value>"
     return (f"{what} (value not shown), so anyone with the repository can read it: remove the line and run "
-            f"`pulumi config set --secret hfToken hf_...`")
+            f"`pulumi config set --secret {name} {example}`")
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -239,8 +244,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         problems.add(config_key("controlPlaneLogRetentionDays"),
                      f"CloudWatch keeps logs for one of {', '.join(map(str, LOG_RETENTION_DAYS))} days, "
                      f"got {v['controlPlaneLogRetentionDays']}; e.g. 90")
-    if (problem := _hf_token_problem(v["hfToken"])) is not None:
-        problems.add(config_key("hfToken"), problem)
+    for spec in CONFIG_KEYS:
+        if spec.secret and (problem := _secret_problem(spec.name, v[spec.name])) is not None:
+            problems.add(config_key(spec.name), problem)
     credential = v["dockerHubCredentialArn"]
     if credential and not re.fullmatch(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:"
                                        r"ecr-pullthroughcache/.+", credential):
@@ -267,7 +273,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         system_node_count=v["systemNodeCount"], hami_chart_version=v["hamiChartVersion"],
         vllm_image=v["vllmImage"], namespace=v["namespace"], allow_unschedulable=v["allowUnschedulable"],
         allow_model_misfit=v["allowModelMisfit"], prices=v["prices"],
-        hf_token_configured=bool(v["hfToken"]),
+        hf_token_configured=bool(v["hfToken"]), vllm_api_key_configured=bool(v["vllmApiKey"]),
         node_groups=tuple(groups.values()), services=tuple(services),
         control_plane_log_retention_days=v["controlPlaneLogRetentionDays"],
         ecr_pull_through_cache=v["ecrPullThroughCache"], docker_hub_credential_arn=credential,

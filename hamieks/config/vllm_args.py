@@ -44,6 +44,9 @@ class ServiceLike(Protocol):
     @property
     def args(self) -> tuple[str, ...]: ...
 
+    @property
+    def trust_remote_code(self) -> bool: ...
+
 
 class DtypeFacts(Protocol):
     """What the warnings read of a model's facts (hamieks.modelfit.facts.ModelFacts): config
@@ -68,7 +71,16 @@ _OWNED_BY_PROGRAM = {
     "--uds": "a unix socket replaces the TCP port the probes and the Service use; remove --uds",
     "--model": "the model is the service's `model` field (it becomes `vllm serve <model>`); remove "
                "--model from args and set `model` instead",
+    # Args are plain text in the stack file, the Deployment and `kubectl describe`; the key reaches
+    # every server from a Secret as VLLM_API_KEY, which vLLM reads like --api-key (vllm/envs.py).
+    "--api-key": "args are stored in plain text; remove it (its value is not shown here) and run "
+                 "`pulumi config set --secret vllmApiKey <key>`: every server then requires it",
 }
+# Options whose value is a secret: never repeated in a message.
+SECRET_OPTIONS = frozenset({"--api-key"})
+# Runs Python code from the model's repository inside the server: allowed only where the service
+# says so with `trustRemoteCode: true`.
+TRUST_REMOTE_CODE = "--trust-remote-code"
 
 # Flags that never take a value: the parser must not swallow the next token as their value.
 BOOLEAN_FLAGS = frozenset({
@@ -255,8 +267,13 @@ def problems(service: ServiceLike, gpu: catalog.GpuModel, gpus_per_pod: int) -> 
         if parsed.has(name):
             found.append(("args", f"{name} is set by hami-eks: {why}"))
     for name in parsed.duplicates:
-        found.append(("args", f"{name} is given more than once; vLLM would silently use the last value "
-                              f"({parsed.value(name)!r}): keep one"))
+        last = "" if name in SECRET_OPTIONS else f" ({parsed.value(name)!r})"
+        found.append(("args", f"{name} is given more than once; vLLM would silently use the last value{last}: "
+                              f"keep one"))
+    if parsed.has(TRUST_REMOTE_CODE) and not service.trust_remote_code:
+        found.append(("args", f"{TRUST_REMOTE_CODE} runs Python code from {service.model!r}'s repository inside "
+                              f"the server (with the HF token and the node's network): set `trustRemoteCode: true` "
+                              f"on this service if you have reviewed that code, or remove the flag"))
 
     names = parsed.options.get("--served-model-name")
     if names is not None and service.model not in names:

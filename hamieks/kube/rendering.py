@@ -62,19 +62,25 @@ def _header(stack: str, lines: Sequence[str] = ()) -> str:
 
 
 def _secret_steps(settings: Settings) -> list[str]:
-    return [
-        f"Needs Secret {workloads.HF_TOKEN_SECRET!r} (hfToken is set; its value is never rendered). Create it",
-        "after the namespace and before the Deployments:",
-        f"  kubectl -n {settings.namespace} create secret generic {workloads.HF_TOKEN_SECRET} "
-        f"--from-literal={workloads.HF_TOKEN_SECRET_KEY}=\"$HF_TOKEN\"",
-    ]
+    needed = [(key, name, secret_key, variable) for configured, key, name, secret_key, variable in (
+        (settings.hf_token_configured, "hfToken", workloads.HF_TOKEN_SECRET, workloads.HF_TOKEN_SECRET_KEY, "HF_TOKEN"),
+        (settings.vllm_api_key_configured, "vllmApiKey", workloads.API_KEY_SECRET, workloads.API_KEY_SECRET_KEY,
+         workloads.API_KEY_ENV)) if configured]
+    steps = []
+    for key, name, secret_key, variable in needed:
+        steps += [
+            f"Needs Secret {name!r} ({key} is set; its value is never rendered). Create it",
+            "after the namespace and before the Deployments:",
+            f"  kubectl -n {settings.namespace} create secret generic {name} --from-literal={secret_key}=\"${variable}\"",
+        ]
+    return steps
 
 
 # ---- the files ----------------------------------------------------------------------------------
 
 def _object_file(stack: str, settings: Settings, obj: dict[str, Any], index: int) -> tuple[str, str]:
     kind = obj["kind"].lower()
-    notes = _secret_steps(settings) if obj["kind"] == "Namespace" and settings.hf_token_configured else []
+    notes = _secret_steps(settings) if obj["kind"] == "Namespace" else []
     return f"{index:02d}-{kind}.yaml", _header(stack, notes) + _dump([obj])
 
 
@@ -84,8 +90,7 @@ def _service_file(stack: str, settings: Settings, svc: Any) -> tuple[str, str]:
         f"GPU memory {svc.memory_request_label}.",
         f"Reach it: {workloads.port_forward_command(settings, svc)}",
     ]
-    if settings.hf_token_configured:
-        notes += _secret_steps(settings)
+    notes += _secret_steps(settings)
     return f"{svc.name}.yaml", _header(stack, notes) + _dump(workloads.service_objects(settings, svc))
 
 

@@ -38,6 +38,12 @@ WRITABLE_DIR_LIMIT = "4Gi"
 
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_SECRET_KEY = "token"
+# vLLM reads VLLM_API_KEY like --api-key (vllm/envs.py) and then requires `Authorization: Bearer`
+# on the API routes, while /health and /metrics stay open (its AuthenticationMiddleware's
+# PUBLIC_ENDPOINTS): the probes and a metrics scraper need no key.
+API_KEY_SECRET = "vllm-api-key"
+API_KEY_SECRET_KEY = "key"
+API_KEY_ENV = "VLLM_API_KEY"
 MODEL_CACHE_MOUNT = "/models/hf-cache"
 HEALTH_PATH = "/health"
 STARTUP_PROBE_PERIOD_SECONDS = 10
@@ -148,19 +154,29 @@ def service_account(settings: Settings) -> dict[str, Any]:
     }
 
 
-def hf_token_secret(settings: Settings, token: Any) -> dict[str, Any]:
-    """The Secret the servers read HF_TOKEN from; `token` may be a Pulumi secret Output.
+def _secret(settings: Settings, name: str, key: str, value: Any) -> dict[str, Any]:
+    """A Secret the servers read one variable from; `value` may be a Pulumi secret Output.
 
-    stringData, not data: the token needs no base64 step, so an Output passes through
-    untouched and stays secret. Never rendered to manifests/ (see hamieks/render.py).
+    stringData, not data: the value needs no base64 step, so an Output passes through untouched
+    and stays secret. Never rendered to manifests/ (see hamieks/kube/rendering.py).
     """
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": HF_TOKEN_SECRET, "namespace": settings.namespace, "labels": dict(PART_OF)},
+        "metadata": {"name": name, "namespace": settings.namespace, "labels": dict(PART_OF)},
         "type": "Opaque",
-        "stringData": {HF_TOKEN_SECRET_KEY: token},
+        "stringData": {key: value},
     }
+
+
+def hf_token_secret(settings: Settings, token: Any) -> dict[str, Any]:
+    """The Secret the servers read HF_TOKEN from."""
+    return _secret(settings, HF_TOKEN_SECRET, HF_TOKEN_SECRET_KEY, token)
+
+
+def api_key_secret(settings: Settings, key: Any) -> dict[str, Any]:
+    """The Secret the servers read VLLM_API_KEY from."""
+    return _secret(settings, API_KEY_SECRET, API_KEY_SECRET_KEY, key)
 
 
 def pod_annotations(service: ServiceSettings) -> dict[str, str]:
@@ -206,6 +222,11 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
         env.append({
             "name": "HF_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": HF_TOKEN_SECRET, "key": HF_TOKEN_SECRET_KEY}},
+        })
+    if settings.vllm_api_key_configured:
+        env.append({
+            "name": API_KEY_ENV,
+            "valueFrom": {"secretKeyRef": {"name": API_KEY_SECRET, "key": API_KEY_SECRET_KEY}},
         })
     return env
 
@@ -341,29 +362,35 @@ def service_objects(settings: Settings, svc: ServiceSettings) -> list[dict[str, 
     return [deployment(settings, svc), service(settings, svc)]
 
 
-def namespace_objects(settings: Settings, hf_token: Any = None) -> list[dict[str, Any]]:
+def namespace_objects(settings: Settings, hf_token: Any = None, api_key: Any = None) -> list[dict[str, Any]]:
     """What every server in the namespace relies on, in apply order.
 
-    The HF token Secret is included only when a token is passed (the Pulumi program passes the
-    secret Output of `hfToken`); renderings pass none, so no value ever reaches a file.
+    The HF token and API key Secrets are included only when a value is passed (the Pulumi program
+    passes the secret Outputs of `hfToken` and `vllmApiKey`); renderings pass none, so no value
+    ever reaches a file.
     """
     if hf_token is not None and not settings.hf_token_configured:
         raise ValueError("an HF token was passed but the stack does not set hfToken, so no "
                          "Deployment would read it")
+    if api_key is not None and not settings.vllm_api_key_configured:
+        raise ValueError("an API key was passed but the stack does not set vllmApiKey, so no "
+                         "Deployment would read it")
     objects = [namespace(settings)]
     if hf_token is not None:
         objects.append(hf_token_secret(settings, hf_token))
+    if api_key is not None:
+        objects.append(api_key_secret(settings, api_key))
     objects.append(network_policy(settings))
     objects.append(egress_network_policy(settings))
     objects.append(service_account(settings))
     return objects
 
 
-def stack_objects(settings: Settings, hf_token: Any = None) -> list[dict[str, Any]]:
+def stack_objects(settings: Settings, hf_token: Any = None, api_key: Any = None) -> list[dict[str, Any]]:
     """Every Kubernetes object the stack creates for its model servers, in apply order:
     namespace-wide objects first (the Namespace before anything in it, the Secret and the
     NetworkPolicy before any pod), then each service's Deployment and Service."""
-    objects = namespace_objects(settings, hf_token)
+    objects = namespace_objects(settings, hf_token, api_key)
     for svc in settings.services:
         objects.extend(service_objects(settings, svc))
     return objects
