@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 STACK ?= demo
 
-.PHONY: help venv test bench plan render preflight leaks up preview destroy outputs clean
+.PHONY: help venv test bench plan render preflight leaks up preview destroy outputs clean lock
 
 help:
 	@echo "make up       deploy stack STACK=$(STACK) (needs the Pulumi CLI and AWS credentials)"
@@ -18,19 +18,22 @@ help:
 	@echo "make destroy  delete everything the stack created, then list what AWS still holds (leaks)"
 	@echo "make preflight  AWS account ready for STACK=$(STACK)? credentials, types/GPUs, zones, vCPU quotas, EKS version"
 	@echo "make leaks      after destroy: what the cluster left in the account, with delete commands"
+	@echo "make lock       regenerate the hash-locked requirements*.lock from the ranges in requirements*.txt"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# Dependencies come from hash-locked files (every package pinned, every file's sha256 checked);
+# `make lock` regenerates them from the ranges in requirements*.txt.
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	# The `hami-eks` command, from this checkout (edits take effect without reinstalling).
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/pip install --quiet --require-hashes -r requirements-checkov.lock
 	touch $@
 
 venv: $(VENV)/.installed
@@ -61,5 +64,16 @@ preflight leaks: $(VENV)/.installed
 up preview outputs destroy: $(VENV)/.installed
 	@bash scripts/stack.sh $@ $(STACK)
 
+# The locks, from the ranges: run after changing any requirements*.txt (tests/test_locks.py
+# fails while a lock disagrees with its ranges). pip-tools lives in a virtualenv of its own.
+LOCK_VENV := .venv-lock
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet "pip-tools>=7.4,<8"
+	for name in requirements requirements-dev requirements-checkov; do \
+	  $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	    --no-emit-find-links --output-file=$$name.lock $$name.txt || exit 1; \
+	done
+
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .benchmarks
+	rm -rf $(VENV) $(CHECKOV_VENV) $(LOCK_VENV) .pytest_cache .benchmarks
