@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import QWEN_ARGS, group, svc
+from helpers import QWEN_ARGS, REPO, group, svc
 
 from hamieks.config import stackfiles
 from hamieks.config.settings import load_settings
@@ -36,7 +36,7 @@ ACCEPTED = {
     "two AZs": {"hami-eks:availabilityZoneCount": 2},
     "six AZs": {"hami-eks:availabilityZoneCount": 6},
     "one system node": {"hami-eks:systemNodeCount": 1},
-    "cluster name of 100": {"hami-eks:clusterName": "c" * 100},
+    "longest cluster name AWS's derived names hold": {"hami-eks:clusterName": "c" * 39},
     "cluster name with _ and -": {"hami-eks:clusterName": "a-b_c1"},
     "prices live": {"hami-eks:prices": "live"},
     "prices recorded": {"hami-eks:prices": "recorded"},
@@ -68,6 +68,8 @@ REFUSED = {
     "seven AZs": ({"hami-eks:availabilityZoneCount": 7}, "hami-eks:availabilityZoneCount", "must be 2-6"),
     "no system node": ({"hami-eks:systemNodeCount": 0}, "hami-eks:systemNodeCount", "at least one system node"),
     "cluster name of 101": ({"hami-eks:clusterName": "c" * 101}, "hami-eks:clusterName", "1-100"),
+    "cluster name too long for its IAM roles": ({"hami-eks:clusterName": "c" * 40}, "hami-eks:clusterName",
+                                                "1 character(s) too long for the IAM role name"),
     "cluster name starting with -": ({"hami-eks:clusterName": "-c"}, "hami-eks:clusterName", "starting"),
     "cluster name with a dot": ({"hami-eks:clusterName": "a.b"}, "hami-eks:clusterName", "letters, digits"),
     "prices typo": ({"hami-eks:prices": "cheap"}, "hami-eks:prices", "one of recorded, live, auto"),
@@ -165,3 +167,28 @@ def test_an_api_key_in_args_is_refused_and_never_shown(args):
         load_settings(config(**{"svc.args": [*QWEN_ARGS, *args]}))
     assert "hunter2" not in str(caught.value)
     assert "pulumi config set --secret vllmApiKey" in str(caught.value)
+
+
+def test_a_long_node_group_name_counts_with_the_cluster_name():
+    groups = {"g" * 40: group("g4dn.xlarge")}
+    base = {"aws:region": "us-west-2", "hami-eks:services": [svc("a", cpu="1", memory="6Gi")]}
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**base, "hami-eks:clusterName": "c" * 9, "hami-eks:nodeGroups": groups})
+    assert "too long for the node group name" in dict(caught.value.problems)["hami-eks:clusterName"]
+    load_settings({**base, "hami-eks:clusterName": "c" * 8, "hami-eks:nodeGroups": groups})  # 8+1+40+6+8 = 63
+
+
+@pytest.mark.parametrize("stack", ["demo", "lean"])
+def test_every_name_that_grows_with_the_cluster_name_is_counted(stack):
+    """The program's own auto-named IAM roles and node groups are exactly those names.derived_names
+    lists (pulumi-eks's service role is inside eks.Cluster, which mocks do not expand)."""
+    from pulumi_harness import run_program
+
+    from hamieks.config import names
+
+    run = run_program(stack)
+    settings = load_settings(stackfiles.load_stack_config(REPO, stack))
+    registered = {r.name for r in run.of_type("aws:iam/role:Role")} | {
+        r.name for r in run.of_type("eks:index:ManagedNodeGroup")}
+    counted = {name for _, name, _ in names.derived_names(settings.cluster_name, [g.name for g in settings.node_groups])}
+    assert registered <= counted, registered - counted

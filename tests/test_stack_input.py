@@ -223,3 +223,16 @@ def test_the_program_reads_a_stack_file_only_when_there_is_one(tmp_path, monkeyp
 
     monkeypatch.chdir(tmp_path)  # no Pulumi.demo.yaml here: config from the engine alone
     assert run_program("demo").resources
+
+
+@pytest.mark.parametrize("new, cluster", [
+    ("lean-cheaper-copy", "hami-lean-aws-lean-cheaper-copy"),  # fits as it is
+    ("a-long-name-for-a-rightsized-copy", "hami-a-long-name-for-a-rightsized-copy"),  # the source's part gives way
+    ("a-far-too-long-name-for-the-rightsized-copy-of-it", "hami-a-far-too-long-name-for-the-rights"),  # both
+])
+def test_a_derived_cluster_name_fits_the_names_aws_derives_from_it(project, new, cluster):
+    path = project("lean", (REPO / "Pulumi.lean.yaml").read_text())
+    result = hami_eks("rightsize", "--stack", "lean", "--write", new, "--project-dir", str(path))
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load((path / f"Pulumi.{new}.yaml").read_text())["config"]["hami-eks:clusterName"] == cluster
+    assert hami_eks("plan", "--stack", new, "--summary", "--project-dir", str(path)).returncode == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from functools import cache
 
 # Kubernetes label syntax (k8s.io/apimachinery pkg/util/validation/validation.go:
@@ -90,3 +91,38 @@ def region_problem(region: str) -> str | None:
     hint = difflib.get_close_matches(region, sorted(known), n=1, cutoff=0.6)
     return (f"{region!r} is not an AWS region with EKS" + (f"; did you mean {hint[0]!r}?" if hint else "")
             + " (e.g. us-west-2)")
+
+
+# ---- names AWS derives from the cluster name ---------------------------------------------------
+# Pulumi auto-names an AWS resource "<its Pulumi name>-<7 random hex>" and refuses at preview a
+# name the provider's maximum cannot hold (pulumi-terraform-bridge AutoName, NewUniqueHex).
+AUTONAME_SUFFIX = len("-") + 7
+IAM_ROLE_NAME_MAX = 64  # IAM CreateRole RoleName
+NODE_GROUP_NAME_MAX = 63  # EKS CreateNodegroup nodegroupName
+
+
+def derived_names(cluster: str, groups: Iterable[str]) -> list[tuple[str, str, int]]:
+    """(what, Pulumi name, AWS maximum) of every auto-named resource whose name grows with the
+    cluster's: the IAM roles and node groups of components/cluster.py and components/gpu_node_group.py,
+    and the EKS service role pulumi-eks creates inside eks.Cluster (nodejs/eks/servicerole.ts:
+    ServiceRole(`${name}-eksRole`) holds aws.iam.Role(`${name}-role`), name = "<cluster>-eks").
+    tests/test_config_bounds.py checks the visible ones against the program's registrations."""
+    return [
+        ("IAM role", f"{cluster}-eks-eksRole-role", IAM_ROLE_NAME_MAX),
+        ("IAM role", f"{cluster}-node-role", IAM_ROLE_NAME_MAX),
+        ("IAM role", f"{cluster}-vpc-cni", IAM_ROLE_NAME_MAX),
+        ("IAM role", f"{cluster}-ebs-csi", IAM_ROLE_NAME_MAX),
+        ("node group", f"{cluster}-system", NODE_GROUP_NAME_MAX),
+        *(("node group", f"{cluster}-{group}-nodes", NODE_GROUP_NAME_MAX) for group in groups),
+    ]
+
+
+def derived_name_problem(cluster: str, groups: Iterable[str]) -> str | None:
+    too_long = [(what, name, limit) for what, name, limit in derived_names(cluster, groups)
+                if len(name) + AUTONAME_SUFFIX > limit]
+    if not too_long:
+        return None
+    what, name, limit = max(too_long, key=lambda item: len(item[1]) + AUTONAME_SUFFIX - item[2])
+    over = len(name) + AUTONAME_SUFFIX - limit
+    return (f"{cluster!r} is {over} character(s) too long for the {what} name AWS derives from it "
+            f"({name}-xxxxxxx, at most {limit}): shorten clusterName (or the node group's name) by {over}")

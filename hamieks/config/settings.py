@@ -261,6 +261,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
                      "and set its ARN")
 
     groups = node_groups_from_config(problems, config.get(config_key("nodeGroups")))
+    if (problem := names.derived_name_problem(v["clusterName"], groups)) is not None:
+        problems.add(config_key("clusterName"), problem)
     services = services_from_config(problems, config.get(config_key("services")), groups, v["vllmImage"])
 
     problems.raise_if_any()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
 
 from hamieks import cost
-from hamieks.config import stackfiles
+from hamieks.config import names, stackfiles
 from hamieks.config.node_groups import NodeGroupSettings
 from hamieks.config.values import config_key
 from hamieks.errors import RightsizeInputError
@@ -28,11 +28,20 @@ def check_stack_name(name: str) -> str:
     return name
 
 
-def derived_cluster_name(cluster_name: str, new_stack: str) -> str:
+def derived_cluster_name(cluster_name: str, new_stack: str, groups: Iterable[str] = ()) -> str:
     """`<old>-<new stack>`: EKS cluster names (and the IAM, log-group and VPC names prefixed with
-    them) are unique per account and region, so the derived stack must not reuse its source's."""
-    suffix = re.sub(r"[^A-Za-z0-9_-]", "-", new_stack)
-    return f"{cluster_name}-{suffix}"[:CLUSTER_NAME_MAX].rstrip("-_")
+    them) are unique per account and region, so the derived stack must not reuse its source's.
+    The source's part is shortened until the names AWS derives from it fit (config.names)."""
+    source, suffix = cluster_name, re.sub(r"[^A-Za-z0-9_-]", "-", new_stack)
+    name = f"{source}-{suffix}"[:CLUSTER_NAME_MAX].rstrip("-_")
+    # The source's part goes first (down to a recognisable 4 characters), then the stack's.
+    while names.derived_name_problem(name, groups) is not None and len(source) + len(suffix) > 2:
+        if len(source) > 4 or len(suffix) <= 1:
+            source = source[:-1]
+        else:
+            suffix = suffix[:-1]
+        name = f"{source.rstrip('-_')}-{suffix.rstrip('-_')}"
+    return name
 
 
 def stack_file_text(result: Rightsizing, *, raw_config: Mapping[str, Any], project: str, new_stack: str,
@@ -58,7 +67,8 @@ def stack_file_text(result: Rightsizing, *, raw_config: Mapping[str, Any], proje
     in_place = new_stack == result.stack
     kept: dict[str, Any] = {}
     if existing is None:
-        cluster = derived_cluster_name(result.current.settings.cluster_name, new_stack)
+        cluster = derived_cluster_name(result.current.settings.cluster_name, new_stack,
+                                       [group.name for group in settings.node_groups])
         replaced[config_key("clusterName")] = cluster
     else:
         kept = {full(str(k)): v for k, v in (existing.get("config") or {}).items()}
