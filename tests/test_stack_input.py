@@ -80,6 +80,11 @@ def test_yaml_alias_bombs_are_refused_before_they_expand(project, body, words):
     refused(result, "Pulumi.bomb.yaml:", words)
 
 
+def test_yaml_nested_thousands_deep_is_refused_without_a_traceback(project):
+    body = "config:\n  hami-eks:clusterName: x\n  hami-eks:deep: " + "[" * 5000 + "]" * 5000 + "\n"
+    refused(hami_eks("plan", "--stack", "deep", "--project-dir", str(project("deep", body))), "nested too deeply")
+
+
 def test_aliases_of_normal_size_still_work(project):
     body = ("config:\n  hami-eks:clusterName: x\n  hami-eks:nodeGroups:\n    t4: &t4 {instanceTypes: [g4dn.xlarge]}\n"
             "    t4b: *t4\n")

@@ -161,6 +161,10 @@ def read_yaml_mapping(path: Path, expected: str) -> dict[str, Any]:
             data = loader.get_single_data()
         finally:
             loader.dispose()
+    except RecursionError:
+        # PyYAML composes nested collections recursively: a document nested hundreds deep (no
+        # stack file is) would otherwise end in a traceback.
+        raise StackFileError(f"{path.name}: YAML nested too deeply to read; a stack file needs a few levels") from None
     except yaml.MarkedYAMLError as exc:
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         if "'\\t'" in problem:

@@ -65,6 +65,8 @@ def as_json(value: Any) -> Any:
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"expected structured (YAML/JSON) data: {exc}") from None
+        except RecursionError:
+            raise ValueError("structured data nested too deeply to read") from None
     return value
 
 
