@@ -13,7 +13,11 @@ VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
 
 # Kubernetes minor versions in EKS standard support in late 2026. 1.34 leaves standard support on
 # 2026-12-02 (extended support costs six times as much per cluster-hour), so 1.35 is the default.
-EKS_KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36")
+# 1.37 went GA on EKS in October 2026; 1.34 is still accepted, with a warning
+# (hamieks/report/risks.py), until EKS ends its extended support.
+EKS_KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36", "1.37")
+# Minor -> the day it leaves EKS standard support (EKS user guide, "Kubernetes version lifecycle").
+END_OF_STANDARD_SUPPORT = {"1.34": "2026-12-02"}
 DEFAULT_KUBERNETES_VERSION = "1.35"
 
 # kube-scheduler image for HAMi's scheduler pod, per Kubernetes minor version. Left empty, the
@@ -29,4 +33,24 @@ KUBE_SCHEDULER_TAGS = {
     "1.34": "v1.34.9",
     "1.35": "v1.35.6",
     "1.36": "v1.36.2",
+    # 1.37's first patch: EKS serves 1.37 since its GA (October 2026); v1.37.0 is never newer
+    # than what EKS runs and the same minor, which is all the version-skew policy asks.
+    "1.37": "v1.37.0",
 }
+
+# The EKS managed add-ons the program creates itself (components/cluster.py).
+EKS_ADDONS = ("coredns", "eks-pod-identity-agent", "aws-ebs-csi-driver")
+# Pins per Kubernetes minor, from `aws eks describe-addon-versions --kubernetes-version <minor>
+# --addon-name <name>`. A minor or add-on missing here gets EKS's default version for the
+# cluster's minor, resolved at deploy time through the same API (aws.eks.get_addon_version,
+# most_recent=False: the version the CLI output marks `defaultVersion: true`), so the add-on
+# follows kubernetesVersion either way. Only versions read from that output belong here.
+ADDON_VERSIONS: dict[str, dict[str, str]] = {
+    # EKS user guide, "Manage CoreDNS": latest coredns add-on for 1.34 (table "CoreDNS versions").
+    "1.34": {"coredns": "v1.12.4-eksbuild.1"},
+}
+
+
+def pinned_addon_version(kubernetes_version: str, addon: str) -> str | None:
+    """The pinned version of a managed add-on for a Kubernetes minor, or None (use EKS's default)."""
+    return ADDON_VERSIONS.get(kubernetes_version, {}).get(addon)
