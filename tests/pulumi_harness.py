@@ -23,6 +23,7 @@ import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import provider_pb2
 
 from hamieks.config import stackfiles
 
@@ -210,6 +211,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 timeouts=json_format.MessageToDict(request.customTimeouts),
             ))
         return response
+
+
+    def Call(self, request):
+        """A method call on a component (e.g. eks Cluster.getKubeconfig): answered by the mocks'
+        `call` like an invoke; the mock monitor of this Pulumi version has no Call of its own."""
+        args = rpc.deserialize_properties(request.args)
+        ret = self.mocks.call(pulumi_mocks.MockCallArgs(token=request.tok, args=args, provider=request.provider))
+        ret_proto = pulumi_mocks._sync_await(rpc.serialize_properties(ret, {}))
+        return provider_pb2.CallResponse(**{"return": ret_proto})
 
 
 class _EngineLog(logging.Logger):
