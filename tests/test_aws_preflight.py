@@ -338,7 +338,7 @@ def test_cli_the_demo_stack_passes_in_a_ready_account(cli_env):
     assert report["ok"] is True
     names = [c["name"] for c in report["checks"]]
     assert names[0] == "identity"
-    assert set(names) == {"identity", "instance-type", "zones", "vcpu-quota", "kubernetes-version"}
+    assert set(names) == {"identity", "instance-type", "zones", "vcpu-quota", "kubernetes-version", "log-group"}
     identity = report["checks"][0]
     sts = boto3.client("sts", region_name="us-west-2", endpoint_url=cli_env["AWS_ENDPOINT_URL"],
                        aws_access_key_id="testing", aws_secret_access_key="testing").get_caller_identity()

@@ -251,8 +251,12 @@ def log_group_leftovers(aws: Aws, owner: Owner) -> Iterator[Leftover]:
     for page in aws.logs().get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
         for group in page["logGroups"]:
             name = group["logGroupName"]
+            # After a destroy EKS may still deliver control-plane logs for a few minutes and
+            # re-create the group; the next `up` then fails with ResourceAlreadyExists.
             yield Leftover("log-group", name, owner.region,
-                           f"EKS log group of {owner.cluster_name}; {group.get('storedBytes', 0)} bytes stored",
+                           f"EKS log group of {owner.cluster_name}; {group.get('storedBytes', 0)} bytes stored; "
+                           f"EKS may re-create it from late logs: re-run `hami-eks leaks` a few minutes after "
+                           f"deleting it",
                            owner.aws_cli("logs", "delete-log-group", "--log-group-name", name))
 
 

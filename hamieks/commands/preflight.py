@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         config, settings = read_stack(args)
         aws = Aws(settings.region, profile=stack_profile(config))
         with translated_errors("checking the account"):
-            checks = run_preflight(aws, settings)
+            checks = run_preflight(aws, settings, stack=args.stack)
     except HamiEksError as exc:
         print(f"preflight: {exc}", file=sys.stderr)
         return 2
