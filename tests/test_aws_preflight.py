@@ -352,7 +352,7 @@ def test_cli_a_zero_gpu_quota_fails_with_the_request_to_make(cli_env):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL  vcpu-quota" in result.stdout
     assert "--quota-code L-DB2E81BA --desired-value 96 --region us-west-2" in result.stdout
-    assert "1 of 8 checks failed" in result.stdout
+    assert "1 of 9 checks failed" in result.stdout  # the 9th: log-group
 
 
 def test_cli_a_stack_in_a_region_without_the_types_fails(cli_env, project):
