@@ -18,9 +18,9 @@ from components.serving import ModelServing, ModelServingArgs
 from hamieks import cost, versions
 from hamieks.aws import pricing as aws_pricing
 from hamieks.aws import session as aws_session
+from hamieks.config import access_entries, zones
 from hamieks.config import network as network_plan
 from hamieks.config import settings as settings_mod
-from hamieks.config import access_entries, zones
 from hamieks.config.conventions import SYSTEM_NODE_LABEL
 from hamieks.errors import HamiEksError
 from hamieks.kube import hami_values
@@ -123,6 +123,7 @@ provider = k8s.Provider(f"{settings.cluster_name}-k8s", kubeconfig=cluster.provi
 image_cache = None
 if settings.ecr_pull_through_cache:
     image_cache = ImageCache(settings.cluster_name, ImageCacheArgs(
+        cluster_name=settings.cluster_name,
         node_role=cluster.node_role, account_id=caller.account_id, region=settings.region,
         docker_hub_credential_arn=settings.docker_hub_credential_arn))
 image_registry = image_cache.registry if image_cache else None

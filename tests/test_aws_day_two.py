@@ -5,6 +5,7 @@ reach a restricted public endpoint (a loopback echo server stands in for the loo
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,10 +18,12 @@ from helpers import REPO
 from moto import mock_aws
 
 from hamieks.aws import egress, preflight
-from hamieks.aws.leaks import Owner, log_group_leftovers
+from hamieks.aws.leaks import Owner, cached_repository_leftovers, log_group_leftovers
 from hamieks.aws.session import Aws
 from hamieks.config import stackfiles
+from hamieks.config.conventions import ecr_cache_namespace
 from hamieks.config.settings import load_settings
+from hamieks.kube import registry_mirror
 
 REGION = "us-west-2"
 CLUSTER = "hami-demo-aws"
@@ -167,3 +170,34 @@ def test_run_preflight_checks_a_restricted_endpoint(aws, monkeypatch, echo):
     checks = preflight.run_preflight(aws, settings(publicAccessCidrs=["198.51.100.0/24"]), stack="demo")
     public = [c for c in checks if c.name == "public-access"]
     assert len(public) == 1 and not public[0].ok and "203.0.113.7" in public[0].detail
+
+
+# ---- ECR pull-through cache: per-cluster prefixes and the leak audit -------------------------------
+
+ECR_PREFIX = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")  # ECR API pattern
+
+
+@pytest.mark.parametrize("cluster", ["hami-demo-aws", "Team_A--GPU", "a" * 100, "x1", "Very-Long_Cluster-Name-2026-prod"])
+def test_every_rule_prefix_is_one_ecr_accepts_and_names_the_cluster(cluster):
+    for upstream in registry_mirror.UPSTREAMS:
+        prefix = registry_mirror.rule_prefix(cluster, upstream)
+        assert 2 <= len(prefix) <= 30 and ECR_PREFIX.fullmatch(prefix), prefix
+        assert prefix.endswith(f"/{upstream.prefix}")
+
+
+def test_two_clusters_never_share_a_namespace():
+    assert ecr_cache_namespace("hami-demo-aws") != ecr_cache_namespace("hami-lean-aws")
+    long_a, long_b = "team-gpu-cluster-number-one", "team-gpu-cluster-number-two"
+    assert ecr_cache_namespace(long_a) != ecr_cache_namespace(long_b)
+    assert ecr_cache_namespace(long_a) == ecr_cache_namespace(long_a)  # stable across runs
+
+
+def test_the_leak_audit_lists_the_clusters_cached_repositories_only(aws):
+    ecr = boto3.client("ecr", region_name=REGION)
+    ours = f"{ecr_cache_namespace(CLUSTER)}/docker-hub/vllm/vllm-openai"
+    for name in (ours, f"{ecr_cache_namespace(CLUSTER)}-2/docker-hub/vllm/vllm-openai", "docker-hub/library/nginx"):
+        ecr.create_repository(repositoryName=name)
+    found = list(cached_repository_leftovers(aws, Owner(stack="demo", cluster_name=CLUSTER, region=REGION)))
+    assert [f.id for f in found] == [ours]
+    assert found[0].delete_command == (f"aws ecr delete-repository --repository-name {ours} --force "
+                                       f"--region {REGION}")

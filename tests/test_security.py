@@ -280,17 +280,20 @@ def test_image_references_are_rewritten_as_ecr_serves_them():
 def test_with_the_cache_on_every_image_comes_from_the_accounts_registry(hami_chart):
     overrides = {"hami-eks:ecrPullThroughCache": True, "hami-eks:dockerHubCredentialArn": CREDENTIAL}
     run = run_program("demo", overrides=overrides)
-    host = registry_mirror.registry_host(ACCOUNT, "us-west-2")
-    rules = {r.inputs["ecrRepositoryPrefix"]: r.inputs
+    # Per cluster: the demo's clusterName is hami-demo-aws (issue 18: prefixes were per account).
+    host = f"{registry_mirror.registry_host(ACCOUNT, 'us-west-2')}/hami-demo-aws"
+    rules = {r.inputs["ecrRepositoryPrefix"].removeprefix("hami-demo-aws/"): r.inputs
              for r in run.of_type("aws:ecr/pullThroughCacheRule:PullThroughCacheRule")}
+    assert set(rules) == {"docker-hub", "k8s"} and all(r["ecrRepositoryPrefix"].startswith("hami-demo-aws/")
+                                                       for r in rules.values())
     assert rules["docker-hub"]["upstreamRegistryUrl"] == "registry-1.docker.io"
     assert rules["docker-hub"]["credentialArn"] == CREDENTIAL
     assert rules["k8s"]["upstreamRegistryUrl"] == "registry.k8s.io" and "credentialArn" not in rules["k8s"]
     (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
     statement = json.loads(policy.inputs["policy"])["Statement"]
     assert statement == [{"Effect": "Allow", "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
-                          "Resource": [f"arn:aws:ecr:us-west-2:{ACCOUNT}:repository/docker-hub/*",
-                                       f"arn:aws:ecr:us-west-2:{ACCOUNT}:repository/k8s/*"]}]
+                          "Resource": [f"arn:aws:ecr:us-west-2:{ACCOUNT}:repository/hami-demo-aws/docker-hub/*",
+                                       f"arn:aws:ecr:us-west-2:{ACCOUNT}:repository/hami-demo-aws/k8s/*"]}]
     for deployment in run.of_type("kubernetes:apps/v1:Deployment"):
         (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
         assert container["image"] == f"{host}/docker-hub/{versions.VLLM_IMAGE}"
