@@ -130,11 +130,13 @@ image_registry = image_cache.registry if image_cache else None
 
 # HAMi's device plugin only starts once GPU nodes exist, and the release waits for it.
 hami = Hami("hami", HamiArgs(chart_version=settings.hami_chart_version,
-                             values=hami_values.release_values(settings, image_registry)),
+                             values=hami_values.release_values(settings, image_registry),
+                             image_registry=image_registry),
             opts=pulumi.ResourceOptions(provider=provider,
                                         depends_on=[cluster, *gpu_groups, *([image_cache] if image_cache else [])]))
 
-# GPU pods created before HAMi's webhook exists bypass hami-scheduler and stay Pending.
+# GPU pods created before HAMi's webhook serves bypass hami-scheduler and stay Pending: the
+# serving objects wait for the whole Hami component, its webhook-ready Job included.
 serving = ModelServing("serving", ModelServingArgs(settings=settings, hf_token=hf_token,
                                                    image_registry=image_registry),
                        opts=pulumi.ResourceOptions(provider=provider, depends_on=[hami]))

@@ -11,6 +11,10 @@ HAMI_CHART_REPO = "https://project-hami.github.io/HAMi/"
 # NVIDIA AMI ships 580) and no longer supports Volta (V100) - see hamieks/config/vllm_args.py.
 VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
 
+# curl, for the Job that waits until HAMi's webhook Service has its leader endpoint
+# (hamieks/kube/hami_values.webhook_ready_job). A pinned release tag of the curl project's image.
+CURL_IMAGE = "curlimages/curl:8.11.1"
+
 # Kubernetes minor versions in EKS standard support in late 2026. 1.34 leaves standard support on
 # 2026-12-02 (extended support costs six times as much per cluster-hour), so 1.35 is the default.
 # 1.37 went GA on EKS in October 2026; 1.34 is still accepted, with a warning

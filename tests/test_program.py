@@ -459,3 +459,19 @@ def test_ebs_csi_tags_its_volumes_with_the_cluster_for_the_leak_audit():
     ebs = next(r.inputs for r in run.of_type(ADDON) if r.inputs["addonName"] == "aws-ebs-csi-driver")
     name = run.of_type("eks:index:Cluster")[0].inputs["name"]
     assert json.loads(ebs["configurationValues"]) == {"controller": {"k8sTagClusterId": name}}
+
+
+# ---- Kubernetes versions (issue 18) ----------------------------------------------------------
+
+def test_kubernetes_1_37_is_accepted_with_its_scheduler_tag():
+    run = run_program("demo", overrides={"hami-eks:kubernetesVersion": "1.37"})
+    assert run.of_type("eks:index:Cluster")[0].inputs["version"] == "1.37"
+    values = json.dumps(run.of_type(RELEASE)[0].inputs["values"])
+    assert versions.KUBE_SCHEDULER_TAGS["1.37"] in values and versions.KUBE_SCHEDULER_TAGS["1.37"].startswith("v1.37.")
+
+
+def test_kubernetes_1_34_warns_that_standard_support_ended():
+    old = run_program("demo", overrides={"hami-eks:kubernetesVersion": "1.34"})
+    assert any("1.34 left EKS standard support on 2026-12-02" in w for w in old.warnings)
+    current = run_program("demo", overrides={"hami-eks:kubernetesVersion": "1.35"})
+    assert not any("left EKS standard support" in w for w in current.warnings)
