@@ -271,3 +271,24 @@ def test_a_failure_says_what_to_do(name):
     failure = index_of(all_steps, lambda s: s.get("if") == "failure()" and "GITHUB_STEP_SUMMARY" in str(s.get("run", "")))
     assert pulumi < failure
     assert "re-run" in all_steps[failure]["run"]
+
+
+def test_the_readme_trust_policies_are_exact():
+    """The preview role trusts pull requests only, the deploy role the `deploy` environment only,
+    both for sts.amazonaws.com, with StringEquals (no wildcard subject)."""
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## CI: preview, deploy + verify, destroy", 1)[1].split("\n## ", 1)[0]
+    policies = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.S)]
+    subjects = []
+    for policy in policies:
+        (statement,) = policy["Statement"]
+        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert statement["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+        assert set(statement["Condition"]) == {"StringEquals"}
+        condition = statement["Condition"]["StringEquals"]
+        assert condition["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+        subjects.append(condition["token.actions.githubusercontent.com:sub"])
+    environment = load("deploy")["jobs"]["deploy"]["environment"]
+    assert subjects == ["repo:OWNER/REPO:pull_request", f"repo:OWNER/REPO:environment:{environment}"]

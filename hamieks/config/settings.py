@@ -51,7 +51,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("publicAccessCidrs", "array", ["0.0.0.0/0"],
               "CIDRs allowed to reach the public EKS API endpoint."),
     ConfigKey("adminPrincipalArns", "array", [],
-              "Extra IAM role/user ARNs (e.g. a CI role) given cluster-admin access entries; the deployer always is one."),
+              "Extra IAM role/user ARNs (e.g. a CI role) given cluster-admin access entries; the cluster creator always is one."),
     ConfigKey("clusterCreatorArn", "string", "",
               "IAM role/user ARN that created the cluster (EKS made it admin); set once so access entries do "
               "not depend on who runs `up`."),
