@@ -52,12 +52,14 @@ try:
     # An assumed-role session ARN is resolved to its IAM role to recognise it in the list.
     caller = aws.get_caller_identity()
     deployer = aws.iam.get_session_context(arn=caller.arn).issuer_arn
-    access = access_entries.cluster_access(
+    access, access_warnings = access_entries.cluster_access(
         settings.admin_principal_arns, settings.cluster_creator_arn, deployer,
         cluster_exists=settings.cluster_name in aws.eks.get_clusters().names,
-        cluster_name=settings.cluster_name, stack=pulumi.get_stack())
+        cluster_name=settings.cluster_name, stack=pulumi.get_stack(), previewing=pulumi.runtime.is_dry_run())
 except HamiEksError as error:
     raise pulumi.RunError(str(error)) from None
+for warning in access_warnings:
+    pulumi.log.warn(warning)
 if access.creator and not settings.cluster_creator_arn:
     pulumi.log.warn(
         f"{access.creator} creates cluster {settings.cluster_name} and stays its admin through EKS: record it once "

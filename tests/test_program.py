@@ -475,3 +475,13 @@ def test_kubernetes_1_34_warns_that_standard_support_ended():
     assert any("1.34 left EKS standard support on 2026-12-02" in w for w in old.warnings)
     current = run_program("demo", overrides={"hami-eks:kubernetesVersion": "1.35"})
     assert not any("left EKS standard support" in w for w in current.warnings)
+
+
+def test_a_read_only_preview_role_may_preview_with_a_warning():
+    preview_role = "arn:aws:iam::123456789012:role/hami-eks-preview"
+    config = {"hami-eks:adminPrincipalArns": [CI_ROLE], "hami-eks:clusterCreatorArn": LAPTOP}
+    run = run_program("demo", overrides=config, caller=preview_role, existing_clusters=(DEMO_CLUSTER,), preview=True)
+    assert _entries(run) == {"role-ci-deployer": CI_ROLE}
+    assert any(preview_role in w and "a preview only" in w for w in run.warnings)
+    # The same caller running `up` is stopped.
+    run_program("demo", overrides=config, caller=preview_role, existing_clusters=(DEMO_CLUSTER,), expect_error=True)

@@ -62,19 +62,28 @@ class ClusterAccess:
 
 
 def cluster_access(admins: tuple[str, ...], recorded_creator: str, caller: str, cluster_exists: bool,
-                   cluster_name: str, stack: str) -> ClusterAccess:
+                   cluster_name: str, stack: str, previewing: bool = False) -> tuple[ClusterAccess, list[str]]:
     """The creator is `hami-eks:clusterCreatorArn` when set; for a cluster this `up` creates, the
     caller (it becomes the creator). For an existing cluster with admins listed and no creator
     recorded it refuses: guessing would drop one entry (the old behaviour dropped the caller's,
     so a CI run after a laptop run deleted the laptop user's access, and the reverse).
     Raises ConfigError naming the key and the fix; also when the caller would not be an admin of
-    what it deploys (Helm and Kubernetes calls would then be denied halfway through `up`)."""
+    what it deploys (Helm and Kubernetes calls would then be denied halfway through `up`).
+    Those two caller checks are warnings (returned) in a preview: a read-only preview role is by
+    design neither the creator nor an admin, and the entries do not depend on it."""
+    warnings: list[str] = []
+
+    def caller_problem(key: str, message: str) -> None:
+        if not previewing:
+            raise ConfigError([(config_key(key), message)])
+        warnings.append(f"{config_key(key)}: {message} (a preview only: `up` would stop here)")
+
     if not cluster_exists and recorded_creator and recorded_creator != caller:
         # EKS makes whoever calls CreateCluster the admin, whatever the config says.
-        raise ConfigError([(config_key("clusterCreatorArn"), (
+        caller_problem("clusterCreatorArn", (
             f"is {recorded_creator} but cluster {cluster_name} does not exist and you ({caller}) would "
             f"create it (EKS makes the creator admin): run `up` as {recorded_creator}, or "
-            f"`pulumi config set hami-eks:clusterCreatorArn {caller} --stack {stack}`"))])
+            f"`pulumi config set hami-eks:clusterCreatorArn {caller} --stack {stack}`"))
     creator = recorded_creator or (None if cluster_exists else caller)
     if creator is None and admins:
         raise ConfigError([(config_key("clusterCreatorArn"), (
@@ -86,8 +95,8 @@ def cluster_access(admins: tuple[str, ...], recorded_creator: str, caller: str, 
             f"adminPrincipalArns and not a node role) and commit Pulumi.{stack}.yaml"))])
     entries = tuple(arn for arn in dict.fromkeys(admins) if arn != creator)
     if creator is not None and caller != creator and caller not in entries:
-        raise ConfigError([(config_key("adminPrincipalArns"), (
+        caller_problem("adminPrincipalArns", (
             f"you ({caller}) are not an admin of cluster {cluster_name} (creator {creator}, access entries "
             f"{', '.join(entries) or 'none'}): Helm and Kubernetes calls would be denied halfway through `up`. "
-            f"Run as one of them, or have one of them add {caller} to hami-eks:adminPrincipalArns and run `up`"))])
-    return ClusterAccess(creator=creator, entries=entries)
+            f"Run as one of them, or have one of them add {caller} to hami-eks:adminPrincipalArns and run `up`"))
+    return ClusterAccess(creator=creator, entries=entries), warnings
