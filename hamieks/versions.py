@@ -37,8 +37,10 @@ KUBE_SCHEDULER_TAGS = {
     "1.34": "v1.34.9",
     "1.35": "v1.35.6",
     "1.36": "v1.36.2",
-    # 1.37's first patch: EKS serves 1.37 since its GA (October 2026); v1.37.0 is never newer
-    # than what EKS runs and the same minor, which is all the version-skew policy asks.
+    # 1.37: the eks-distro snapshot read here (2026-08-19) has no 1-37/GIT_TAG yet, so this is
+    # upstream's first 1.37 release, which EKS (GA October 2026) serves or exceeds: never newer
+    # than the control plane and the same minor, all the version-skew policy asks. Replace it
+    # with eks-distro's 1-37 GIT_TAG once published.
     "1.37": "v1.37.0",
 }
 
