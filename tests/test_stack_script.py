@@ -142,3 +142,9 @@ def test_a_kms_secrets_provider_needs_no_passphrase(tmp_path, project):
     result = stack_sh("up", "lean", {**env, "YES": "1"}, project)
     assert result.returncode == 0, result.stderr
     assert "up --yes --stack lean --policy-pack policies" in calls(log)
+
+
+def test_destroy_of_an_old_empty_passphrase_stack_is_not_refused(tmp_path, project):
+    env, log = _fake_pulumi(tmp_path, logged_in=False)
+    result = stack_sh("destroy", "lean", {**env, "YES": "1", "PULUMI_CONFIG_PASSPHRASE": ""}, project)
+    assert "destroy --yes --stack lean" in calls(log), result.stderr
