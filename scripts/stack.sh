@@ -8,8 +8,9 @@
 #      confirmation unless YES or CI is an explicit yes (1, yes, true, y; any case);
 #   3. for destroy: the same confirmation, then the leak audit (exit 1 when something the
 #      cluster created outside Pulumi's state is left);
-#   4. with the local file backend (no `pulumi login`), up and preview refuse an empty secrets
-#      passphrase: the stack file's `secure:` values would be readable by anyone with the repo.
+#   4. with a self-managed backend (the local file backend without `pulumi login`, or S3 etc.),
+#      up and preview refuse an empty secrets passphrase unless the stack uses a KMS secrets
+#      provider: the stack file's `secure:` values would be readable by anyone with the repo.
 # up and preview run the policy pack in policies/ (`--policy-pack policies`).
 # Exit codes: the failing step's own (plan: 1 cannot place, 2 unreadable stack); 2 bad stack name,
 # missing stack file or empty passphrase; 3 declined.
@@ -56,18 +57,26 @@ if [[ "$action" == up ]]; then
 fi
 
 command -v pulumi >/dev/null || { echo "Pulumi CLI not found: https://www.pulumi.com/docs/install/" >&2; exit 2; }
-if ! pulumi whoami >/dev/null 2>&1; then
+if whoami=$(pulumi whoami --verbose 2>/dev/null); then
+  backend_url=$(sed -n 's/^Backend URL: *//p' <<<"$whoami")
+else
   # Without `pulumi login`, state goes to a local file backend inside the project.
   mkdir -p .pulumi-state
   export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
-  # A stack file with its own secrets provider (awskms://, gcpkms://, ...) needs no passphrase.
-  if [[ "$action" == up || "$action" == preview ]] && [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ]] \
-     && [[ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]] \
-     && ! grep -Eq '^secretsprovider: *[a-z]+kms://' "Pulumi.$stack.yaml"; then
-    echo "Refusing the local state backend with an empty secrets passphrase: the stack's secrets (hfToken) would be readable by anyone with the repository." >&2
-    echo "Set one (export PULUMI_CONFIG_PASSPHRASE=..., or PULUMI_CONFIG_PASSPHRASE_FILE=<file>), use a KMS secrets provider (pulumi stack change-secrets-provider awskms://alias/<key>?region=<region> --stack $stack), or \`pulumi login\` to Pulumi Cloud or an S3 backend." >&2
-    exit 2
-  fi
+  backend_url=$PULUMI_BACKEND_URL
+fi
+# Every self-managed backend (file, S3, GCS, Azure Blob) protects the stack's secrets with the
+# passphrase unless the stack file names a KMS secrets provider; Pulumi Cloud manages its own.
+case "$backend_url" in
+  file://*|s3://*|gs://*|azblob://*) self_managed=1 ;;
+  *) self_managed=0 ;;
+esac
+if [[ "$self_managed" == 1 ]] && [[ "$action" == up || "$action" == preview ]] \
+   && [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ]] && [[ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]] \
+   && ! grep -Eq '^secretsprovider: *[a-z]+kms://' "Pulumi.$stack.yaml"; then
+  echo "Refusing the state backend ${backend_url%%\?*} with an empty secrets passphrase: the stack's secrets (hfToken) would be readable by anyone with the repository." >&2
+  echo "Set one (export PULUMI_CONFIG_PASSPHRASE=..., or PULUMI_CONFIG_PASSPHRASE_FILE=<file>), use a KMS secrets provider (pulumi stack change-secrets-provider awskms://alias/<key>?region=<region> --stack $stack), or \`pulumi login\` to Pulumi Cloud." >&2
+  exit 2
 fi
 
 case "$action" in

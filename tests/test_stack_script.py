@@ -16,11 +16,12 @@ from helpers import REPO
 HAMI_EKS = Path(sys.executable).parent / "hami-eks"
 
 
-def _fake_pulumi(tmp_path: Path, logged_in: bool) -> tuple[dict[str, str], Path]:
+def _fake_pulumi(tmp_path: Path, logged_in: bool, backend: str = "https://api.pulumi.com") -> tuple[dict[str, str], Path]:
     log = tmp_path / "pulumi.log"
     script = tmp_path / "bin" / "pulumi"
     script.parent.mkdir(exist_ok=True)
-    whoami = "" if logged_in else 'if [ "$1" = whoami ]; then exit 1; fi\n'
+    whoami = (f'if [ "$1" = whoami ]; then printf "User: me\\nBackend URL: {backend}\\n"; fi\n' if logged_in
+              else 'if [ "$1" = whoami ]; then exit 1; fi\n')
     script.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n{whoami}')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     env = {k: v for k, v in os.environ.items()
@@ -125,7 +126,17 @@ def test_the_local_backend_refuses_an_empty_passphrase(tmp_path, project, action
     assert result.returncode == 2
     assert "empty secrets passphrase" in result.stderr
     assert "PULUMI_CONFIG_PASSPHRASE" in result.stderr and "awskms://" in result.stderr
-    assert calls(log) == ["whoami"]
+    assert calls(log) == ["whoami --verbose"]
+
+
+@pytest.mark.parametrize("backend,refused", [("s3://state-bucket?region=us-west-2", True),
+                                             ("file:///home/me/.pulumi", True),
+                                             ("https://api.pulumi.com", False)])
+def test_a_logged_in_self_managed_backend_needs_a_passphrase_too(tmp_path, project, backend, refused):
+    env, log = _fake_pulumi(tmp_path, logged_in=True, backend=backend)
+    result = stack_sh("up", "lean", {**env, "YES": "1"}, project)
+    assert (result.returncode == 2 and "empty secrets passphrase" in result.stderr) is refused, result.stderr
+    assert any(c.startswith("up ") for c in calls(log)) is not refused
 
 
 def test_the_local_backend_accepts_a_passphrase(tmp_path, project):
