@@ -232,7 +232,10 @@ class Cluster(pulumi.ComponentResource):
 
         self.name = args.cluster_name
         # The exported kubeconfig stays profile-free (pulumi-eks keeps it so for other users);
-        # the program's own Kubernetes provider gets the profile's (Cluster.getKubeconfig).
+        # the program's own Kubernetes provider gets the profile's (Cluster.getKubeconfig). Both
+        # come from pulumi-eks generateKubeconfig with the same cluster entry (name, endpoint,
+        # CA), and pulumi-kubernetes replaces a provider's objects only when the active cluster
+        # entry changes (provider.go DiffConfig), so adding --profile to the user is an update.
         self.kubeconfig_json = self.eks_cluster.kubeconfig_json
         self.provider_kubeconfig = (self.eks_cluster.get_kubeconfig(profile_name=args.aws_profile)
                                     if args.aws_profile else self.kubeconfig_json)
