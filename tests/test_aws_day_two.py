@@ -56,6 +56,20 @@ def test_an_untagged_log_group_fails_preflight_with_the_delete_command(aws):
     assert not check.ok and check.target == LOG_GROUP
     assert "ResourceAlreadyExists" in check.detail
     assert f"aws logs delete-log-group --log-group-name {LOG_GROUP} --region {REGION}" in check.detail
+    assert (f"pulumi import --stack demo aws:cloudwatch/logGroup:LogGroup {CLUSTER}-control-plane-logs {LOG_GROUP} "
+            f"--parent cluster=urn:pulumi:demo::hami-eks::hami-eks:cluster:Cluster::{CLUSTER}") in check.detail
+
+
+def test_the_import_command_names_the_log_groups_real_urn():
+    """The parent and name in the import command are the ones the program registers."""
+    from pulumi_harness import run_program
+
+    run = run_program("demo")
+    group = next(r for r in run.of_type("aws:cloudwatch/logGroup:LogGroup") if r.inputs["name"] == LOG_GROUP)
+    assert group.name == f"{CLUSTER}-control-plane-logs"
+    # The mock monitor keeps the root stack's type in a child's URN; the engine leaves it out.
+    assert group.parent.replace("pulumi:pulumi:Stack$", "") == \
+        f"urn:pulumi:demo::hami-eks::hami-eks:cluster:Cluster::{CLUSTER}"
 
 
 def test_the_stacks_own_log_group_passes(aws):

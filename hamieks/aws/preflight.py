@@ -352,9 +352,15 @@ def check_log_group(aws: Aws, settings: Settings, stack: str) -> Check:
     if (tags.get("project"), tags.get("stack")) == (PROJECT_TAG_VALUE, stack):
         return Check("log-group", name, True, f"exists and belongs to stack {stack}")
     delete = shlex.join(["aws", "logs", "delete-log-group", "--log-group-name", name, "--region", aws.region])
+    # components/cluster.py: LogGroup "<cluster>-control-plane-logs" under the top-level
+    # hami-eks:cluster:Cluster component named after the cluster.
+    parent = f"urn:pulumi:{stack}::hami-eks::hami-eks:cluster:Cluster::{settings.cluster_name}"
+    adopt = shlex.join(["pulumi", "import", "--stack", stack, "aws:cloudwatch/logGroup:LogGroup",
+                        f"{settings.cluster_name}-control-plane-logs", name, "--parent", f"cluster={parent}"])
     return Check("log-group", name, False,
                  f"exists but is not stack {stack}'s (EKS re-creates it from late logs after a destroy): `up` would "
-                 f"fail with ResourceAlreadyExists. Delete it (export its logs first if you need them): {delete}")
+                 f"fail with ResourceAlreadyExists. Delete it (export its logs first if you need them): {delete}; "
+                 f"or, if the stack's cluster still runs (upgrading a stack whose group EKS created), adopt it: {adopt}")
 
 
 # ---- all of it ----------------------------------------------------------------------------------
