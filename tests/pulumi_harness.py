@@ -216,6 +216,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def Call(self, request):
         """A method call on a component (e.g. eks Cluster.getKubeconfig): answered by the mocks'
         `call` like an invoke; the mock monitor of this Pulumi version has no Call of its own."""
+        # As MockMonitor.Invoke: this runs on an executor thread, and deserializing the
+        # `__self__` resource reference needs an event loop there.
+        pulumi_mocks._ensure_event_loop()
         args = rpc.deserialize_properties(request.args)
         ret = self.mocks.call(pulumi_mocks.MockCallArgs(token=request.tok, args=args, provider=request.provider))
         ret_proto = pulumi_mocks._sync_await(rpc.serialize_properties(ret, {}))
