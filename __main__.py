@@ -17,12 +17,12 @@ from components.hami import Hami, HamiArgs
 from components.image_cache import ImageCache, ImageCacheArgs
 from components.network import Network, NetworkArgs
 from components.serving import ModelServing, ModelServingArgs
-from hamieks import cost
+from hamieks import cost, versions
 from hamieks.aws import pricing as aws_pricing
 from hamieks.aws import session as aws_session
+from hamieks.config import access_entries, stackfiles, zones
 from hamieks.config import network as network_plan
 from hamieks.config import settings as settings_mod
-from hamieks.config import stackfiles, zones
 from hamieks.config.conventions import SYSTEM_NODE_LABEL
 from hamieks.errors import HamiEksError
 from hamieks.kube import hami_values
@@ -51,14 +51,25 @@ try:
     zone_names = zones.choose_availability_zones(
         zip(offerings.instance_types, offerings.locations, strict=True), settings.instance_types,
         settings.availability_zone_count, settings.region)
-    # EKS makes whoever creates the cluster an admin (pulumi-eks always bootstraps the creator),
-    # so the deployer needs no access entry, and one for the same principal fails with a 409.
+    # EKS makes whoever creates the cluster an admin (pulumi-eks always bootstraps the creator);
+    # every other admin gets an access entry. Which ones depends on the config and on whether the
+    # cluster exists, never on who runs this `up` (hamieks/config/access_entries.py).
     # An assumed-role session ARN is resolved to its IAM role to recognise it in the list.
     caller = aws.get_caller_identity()
     deployer = aws.iam.get_session_context(arn=caller.arn).issuer_arn
-    extra_admins = tuple(arn for arn in settings.admin_principal_arns if arn != deployer)
+    access, access_warnings = access_entries.cluster_access(
+        settings.admin_principal_arns, settings.cluster_creator_arn, deployer,
+        cluster_exists=settings.cluster_name in aws.eks.get_clusters().names,
+        cluster_name=settings.cluster_name, stack=pulumi.get_stack(), previewing=pulumi.runtime.is_dry_run())
 except HamiEksError as error:
     raise pulumi.RunError(str(error)) from None
+for warning in access_warnings:
+    pulumi.log.warn(warning)
+if access.creator and not settings.cluster_creator_arn:
+    pulumi.log.warn(
+        f"{access.creator} creates cluster {settings.cluster_name} and stays its admin through EKS: record it once "
+        f"with `pulumi config set hami-eks:clusterCreatorArn {access.creator} --stack {pulumi.get_stack()}` and "
+        f"commit Pulumi.{pulumi.get_stack()}.yaml, so that another principal's `up` keeps the same access entries")
 # An order-dependent plan fails like an unplaceable one: the rollout's arrival order decides.
 if not plan.deployable:
     message = placement_report.format_unschedulable(plan, pulumi.get_stack())
@@ -84,13 +95,21 @@ network = Network(settings.cluster_name, NetworkArgs(
     cidr=settings.vpc_cidr, subnets=network_plan.zone_subnets(settings.vpc_cidr, zone_names),
     nat_gateway_per_az=settings.nat_gateway_per_az, tags=tags))
 
+# Each add-on the program creates runs the version for the cluster's Kubernetes minor: a pin from
+# hamieks/versions.py, else EKS's default for that minor (DescribeAddonVersions).
+addon_versions: dict[str, pulumi.Input[str]] = {
+    addon: versions.pinned_addon_version(settings.kubernetes_version, addon) or aws.eks.get_addon_version_output(
+        addon_name=addon, kubernetes_version=settings.kubernetes_version, most_recent=False).version
+    for addon in versions.EKS_ADDONS
+}
 cluster = Cluster(settings.cluster_name, ClusterArgs(
     cluster_name=settings.cluster_name, kubernetes_version=settings.kubernetes_version,
     vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
     private_subnet_ids=network.private_subnet_ids, public_access_cidrs=settings.public_access_cidrs,
-    admin_principal_arns=extra_admins, system_instance_type=settings.system_instance_type,
+    admin_principal_arns=access.entries, system_instance_type=settings.system_instance_type,
     system_node_count=settings.system_node_count, system_node_labels=SYSTEM_NODE_LABEL.as_dict(), tags=tags,
-    log_retention_days=settings.control_plane_log_retention_days))
+    log_retention_days=settings.control_plane_log_retention_days,
+    aws_profile=aws_session.stack_profile(config), addon_versions=addon_versions))
 
 gpu_groups = [
     GpuNodeGroup(f"{settings.cluster_name}-{group.name}", GpuNodeGroupArgs(
@@ -103,7 +122,7 @@ gpu_groups = [
 # ---- Kubernetes -----------------------------------------------------------------------------
 # One explicit provider from the cluster's kubeconfig: nothing may fall back to an ambient
 # ~/.kube/config and deploy into some other cluster.
-provider = k8s.Provider(f"{settings.cluster_name}-k8s", kubeconfig=cluster.kubeconfig_json,
+provider = k8s.Provider(f"{settings.cluster_name}-k8s", kubeconfig=cluster.provider_kubeconfig,
                         enable_server_side_apply=True)
 
 # Optional: nodes pull Docker Hub and registry.k8s.io images through ECR instead of anonymously;
@@ -111,17 +130,20 @@ provider = k8s.Provider(f"{settings.cluster_name}-k8s", kubeconfig=cluster.kubec
 image_cache = None
 if settings.ecr_pull_through_cache:
     image_cache = ImageCache(settings.cluster_name, ImageCacheArgs(
+        cluster_name=settings.cluster_name,
         node_role=cluster.node_role, account_id=caller.account_id, region=settings.region,
         docker_hub_credential_arn=settings.docker_hub_credential_arn))
 image_registry = image_cache.registry if image_cache else None
 
 # HAMi's device plugin only starts once GPU nodes exist, and the release waits for it.
 hami = Hami("hami", HamiArgs(chart_version=settings.hami_chart_version,
-                             values=hami_values.release_values(settings, image_registry)),
+                             values=hami_values.release_values(settings, image_registry),
+                             image_registry=image_registry),
             opts=pulumi.ResourceOptions(provider=provider,
                                         depends_on=[cluster, *gpu_groups, *([image_cache] if image_cache else [])]))
 
-# GPU pods created before HAMi's webhook exists bypass hami-scheduler and stay Pending.
+# GPU pods created before HAMi's webhook serves bypass hami-scheduler and stay Pending: the
+# serving objects wait for the whole Hami component, its webhook-ready Job included.
 serving = ModelServing("serving", ModelServingArgs(settings=settings, hf_token=secrets.get("hfToken"),
                                                    api_key=secrets.get("vllmApiKey"),
                                                    image_registry=image_registry),
@@ -133,7 +155,7 @@ pulumi.export("clusterName", cluster.name)
 pulumi.export("region", settings.region)
 pulumi.export("clusterEndpoint", cluster.endpoint)
 pulumi.export("kubectlConfigCommand", outputs.kubectl_config_command(settings))
-pulumi.export("clusterAdmins", [deployer, *extra_admins])
+pulumi.export("clusterAdmins", access.admins)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("availabilityZones", zone_names)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)

@@ -53,6 +53,11 @@ class ClusterArgs:
     system_node_labels: dict[str, str]
     tags: dict[str, str]
     log_retention_days: int = _default("controlPlaneLogRetentionDays")
+    # The stack's `aws:profile`: the kubeconfig the program's Helm/Kubernetes calls use must
+    # authenticate as the same identity that created the cluster, not as the ambient default.
+    aws_profile: str | None = None
+    # Managed add-on name -> version for this Kubernetes minor (hamieks/versions.addon_version).
+    addon_versions: dict[str, pulumi.Input[str]] | None = None
 
 
 class Cluster(pulumi.ComponentResource):
@@ -77,6 +82,7 @@ class Cluster(pulumi.ComponentResource):
     system_node_group: eks.ManagedNodeGroup
     node_prerequisites: list[pulumi.Resource]
     kubeconfig_json: pulumi.Output[str]
+    provider_kubeconfig: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     name: str
 
@@ -150,6 +156,9 @@ class Cluster(pulumi.ComponentResource):
             # servers; without it they are accepted and silently ignored.
             vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             enabled_cluster_log_types=CONTROL_PLANE_LOG_TYPES,
+            # pulumi-eks's own Kubernetes provider authenticates with this profile
+            # (cluster.ts createCore/generateKubeconfig: `aws eks get-token ... --profile`).
+            provider_credential_opts=eks.KubeconfigOptionsArgs(profile_name=args.aws_profile) if args.aws_profile else None,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, log_group]),
         )
@@ -168,7 +177,7 @@ class Cluster(pulumi.ComponentResource):
         after_cluster = pulumi.ResourceOptions(parent=self, depends_on=[self.eks_cluster])
         pod_identity_agent = aws.eks.Addon(
             f"{name}-pod-identity-agent", cluster_name=args.cluster_name, addon_name="eks-pod-identity-agent",
-            resolve_conflicts_on_create="OVERWRITE", tags=args.tags, opts=after_cluster)
+            **_addon_version(args, "eks-pod-identity-agent"), tags=args.tags, opts=after_cluster)
         cni_identity = aws.eks.PodIdentityAssociation(
             f"{name}-vpc-cni", cluster_name=args.cluster_name, namespace=CNI_SERVICE_ACCOUNT[0],
             service_account=CNI_SERVICE_ACCOUNT[1], role_arn=cni_role.arn, tags=args.tags,
@@ -198,7 +207,7 @@ class Cluster(pulumi.ComponentResource):
 
         aws.eks.Addon(
             f"{name}-coredns", cluster_name=args.cluster_name, addon_name="coredns",
-            resolve_conflicts_on_create="OVERWRITE", tags=args.tags, opts=after_nodes)
+            **_addon_version(args, "coredns"), tags=args.tags, opts=after_nodes)
 
         oidc_arn = self.eks_cluster.oidc_provider_arn
         oidc_url = self.eks_cluster.oidc_provider_url
@@ -213,14 +222,34 @@ class Cluster(pulumi.ComponentResource):
         # first, the controller's first calls are denied and it backs off for minutes.
         aws.eks.Addon(
             f"{name}-ebs-csi", cluster_name=args.cluster_name, addon_name="aws-ebs-csi-driver",
-            service_account_role_arn=ebs_role.arn, resolve_conflicts_on_create="OVERWRITE",
+            service_account_role_arn=ebs_role.arn, **_addon_version(args, "aws-ebs-csi-driver"),
+            # Every volume the driver creates for a PVC carries kubernetes.io/cluster/<name>=owned
+            # (aws-ebs-csi-driver charts values.yaml controller.k8sTagClusterId -> --k8s-tag-cluster-id),
+            # the tag the leak audit finds volumes left after destroy by.
+            configuration_values=json.dumps({"controller": {"k8sTagClusterId": args.cluster_name}}),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group, ebs_attachment]))
 
         self.name = args.cluster_name
+        # The exported kubeconfig stays profile-free (pulumi-eks keeps it so for other users);
+        # the program's own Kubernetes provider gets the profile's (Cluster.getKubeconfig). Both
+        # come from pulumi-eks generateKubeconfig with the same cluster entry (name, endpoint,
+        # CA), and pulumi-kubernetes replaces a provider's objects only when the active cluster
+        # entry changes (provider.go DiffConfig), so adding --profile to the user is an update.
         self.kubeconfig_json = self.eks_cluster.kubeconfig_json
+        self.provider_kubeconfig = (self.eks_cluster.get_kubeconfig(profile_name=args.aws_profile)
+                                    if args.aws_profile else self.kubeconfig_json)
         self.endpoint = self.eks_cluster.core.apply(lambda core: core.endpoint)
         self.register_outputs({"kubeconfig": self.kubeconfig_json, "endpoint": self.endpoint})
+
+
+def _addon_version(args: ClusterArgs, addon: str) -> dict[str, Any]:
+    """The add-on's version for the cluster's Kubernetes minor, and OVERWRITE on create and on
+    update: the add-on's settings are this program's, and an upgrade of kubernetesVersion moves
+    the add-on with it instead of failing on a field someone edited by hand."""
+    version = (args.addon_versions or {}).get(addon)
+    return {"addon_version": version, "resolve_conflicts_on_create": "OVERWRITE",
+            "resolve_conflicts_on_update": "OVERWRITE"}
 
 
 def _pod_identity_trust() -> dict[str, Any]:

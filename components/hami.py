@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components import kube_objects
 from hamieks import hami, versions
-from hamieks.kube import hami_values
+from hamieks.kube import hami_values, registry_mirror
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class HamiArgs:
     chart_version: str
     values: dict[str, Any]
     namespace: str = hami.RELEASE_NAMESPACE
+    # The ECR pull-through cache's registry (host and cluster namespace) when it is on.
+    image_registry: str | None = None
 
 
 class Hami(pulumi.ComponentResource):
@@ -25,7 +27,10 @@ class Hami(pulumi.ComponentResource):
     its workloads and hook jobs (the webhook certificate) are ready, so anything depending on
     this component is created only once the webhook can route GPU pods to hami-scheduler; and
     the PodDisruptionBudget that keeps one of its two scheduler replicas through node drains
-    (the chart has none), created before the release so no drain can catch it unprotected."""
+    (the chart has none), created before the release so no drain can catch it unprotected; then
+    a Job that completes once the webhook Service has an endpoint (only the elected leader
+    serves it, after the release is ready: hamieks/kube/hami_values.py webhook_ready_job), so
+    depending on this component means GPU pods are admitted through HAMi."""
 
     release: k8s.helm.v3.Release
     status: pulumi.Output[Any]
@@ -52,5 +57,13 @@ class Hami(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[budget]),
         )
+        image = versions.CURL_IMAGE
+        if args.image_registry is not None:
+            image = registry_mirror.mirrored(image, args.image_registry)
+        self.webhook_ready = kube_objects.create(
+            hami_values.webhook_ready_job(image),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.release],
+                                   custom_timeouts=pulumi.CustomTimeouts(
+                                       create=f"{hami_values.WEBHOOK_READY_DEADLINE_SECONDS + 60}s")))
         self.status = self.release.status
         self.register_outputs({"status": self.status})

@@ -13,6 +13,7 @@ from hamieks.kube import registry_mirror
 
 @dataclass(frozen=True)
 class ImageCacheArgs:
+    cluster_name: str
     node_role: aws.iam.Role
     account_id: str
     region: str
@@ -26,7 +27,8 @@ class ImageCache(pulumi.ComponentResource):
     """Creates: one ECR pull-through cache rule per upstream registry (Docker Hub with the given
     credential, registry.k8s.io), and an inline policy on the node role that lets nodes create
     the cached repositories on first pull and import upstream images into them - scoped to the
-    rules' prefixes. `registry` is the host images are pulled from; whatever pulls from it must
+    rules' prefixes, all under the cluster's namespace. `registry` is where images are pulled
+    from (host and namespace); whatever pulls from it must
     depend on this component, so nothing pulls through the cache before the rules exist."""
 
     registry: str
@@ -37,11 +39,14 @@ class ImageCache(pulumi.ComponentResource):
         for upstream in registry_mirror.UPSTREAMS:
             aws.ecr.PullThroughCacheRule(
                 f"{name}-{upstream.prefix}",
-                ecr_repository_prefix=upstream.prefix,
+                # Per cluster (hamieks/kube/registry_mirror.rule_prefix); the rule's resource name
+                # is unchanged, so a stack from before gets its rules replaced, nothing else.
+                ecr_repository_prefix=registry_mirror.rule_prefix(args.cluster_name, upstream),
                 upstream_registry_url=upstream.registry_url,
                 credential_arn=args.docker_hub_credential_arn if upstream.needs_credential else None,
                 opts=child)
-        repositories = [f"arn:aws:ecr:{args.region}:{args.account_id}:repository/{upstream.prefix}/*"
+        repositories = [f"arn:aws:ecr:{args.region}:{args.account_id}:repository/"
+                        f"{registry_mirror.rule_prefix(args.cluster_name, upstream)}/*"
                         for upstream in registry_mirror.UPSTREAMS]
         aws.iam.RolePolicy(
             f"{name}-node-pull-through",
@@ -56,5 +61,5 @@ class ImageCache(pulumi.ComponentResource):
                 }],
             }),
             opts=child)
-        self.registry = registry_mirror.registry_host(args.account_id, args.region)
+        self.registry = registry_mirror.cluster_registry(args.account_id, args.region, args.cluster_name)
         self.register_outputs({"registry": self.registry})

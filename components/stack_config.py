@@ -33,9 +33,9 @@ def read() -> tuple[dict[str, Any], dict[str, pulumi.Output[str]]]:
             values[config_key(spec.name)] = raw
     for name in STRUCTURED_KEYS:
         values[config_key(name)] = cfg.require_object(name)
-    region = pulumi.Config("aws").get("region")
-    if region:
-        values["aws:region"] = region
+    for aws_key in ("region", "profile"):  # profile: pricing's boto3 session and the kubeconfig
+        if value := pulumi.Config("aws").get(aws_key):
+            values[f"aws:{aws_key}"] = value
     # Keys nobody reads are typos; pass them on so validation can name them.
     for key in _all_keys():
         if key.startswith(PROJECT + ":") and key not in values:

@@ -20,9 +20,17 @@ CERTGEN_REGISTRY = "registry.k8s.io"
 CERTGEN_REPOSITORY = "ingress-nginx/kube-webhook-certgen"
 CERTGEN_TAG = "v1.5.2@sha256:e8825994b7a2c7497375a9b945f386506ca6a3eda80b89b74ef2db743f66a5ea"
 
+# curl, for the Job that waits until HAMi's webhook Service has its leader endpoint
+# (hamieks/kube/hami_values.webhook_ready_job). A pinned release tag of the curl project's image.
+CURL_IMAGE = "curlimages/curl:8.11.1"
+
 # Kubernetes minor versions in EKS standard support in late 2026. 1.34 leaves standard support on
 # 2026-12-02 (extended support costs six times as much per cluster-hour), so 1.35 is the default.
-EKS_KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36")
+# 1.37 went GA on EKS in October 2026; 1.34 is still accepted, with a warning
+# (hamieks/report/risks.py), until EKS ends its extended support.
+EKS_KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36", "1.37")
+# Minor -> the day it leaves EKS standard support (EKS user guide, "Kubernetes version lifecycle").
+END_OF_STANDARD_SUPPORT = {"1.34": "2026-12-02"}
 DEFAULT_KUBERNETES_VERSION = "1.35"
 
 # kube-scheduler image for HAMi's scheduler pod, per Kubernetes minor version. Left empty, the
@@ -38,4 +46,26 @@ KUBE_SCHEDULER_TAGS = {
     "1.34": "v1.34.9",
     "1.35": "v1.35.6",
     "1.36": "v1.36.2",
+    # 1.37: the eks-distro snapshot read here (2026-08-19) has no 1-37/GIT_TAG yet, so this is
+    # upstream's first 1.37 release, which EKS (GA October 2026) serves or exceeds: never newer
+    # than the control plane and the same minor, all the version-skew policy asks. Replace it
+    # with eks-distro's 1-37 GIT_TAG once published.
+    "1.37": "v1.37.0",
 }
+
+# The EKS managed add-ons the program creates itself (components/cluster.py).
+EKS_ADDONS = ("coredns", "eks-pod-identity-agent", "aws-ebs-csi-driver")
+# Pins per Kubernetes minor, from `aws eks describe-addon-versions --kubernetes-version <minor>
+# --addon-name <name>`. A minor or add-on missing here gets EKS's default version for the
+# cluster's minor, resolved at deploy time through the same API (aws.eks.get_addon_version,
+# most_recent=False: the version the CLI output marks `defaultVersion: true`), so the add-on
+# follows kubernetesVersion either way. Only versions read from that output belong here.
+ADDON_VERSIONS: dict[str, dict[str, str]] = {
+    # EKS user guide, "Manage CoreDNS": latest coredns add-on for 1.34 (table "CoreDNS versions").
+    "1.34": {"coredns": "v1.12.4-eksbuild.1"},
+}
+
+
+def pinned_addon_version(kubernetes_version: str, addon: str) -> str | None:
+    """The pinned version of a managed add-on for a Kubernetes minor, or None (use EKS's default)."""
+    return ADDON_VERSIONS.get(kubernetes_version, {}).get(addon)

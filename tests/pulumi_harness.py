@@ -23,6 +23,7 @@ import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import provider_pb2
 
 from hamieks.config import stackfiles
 
@@ -101,9 +102,12 @@ class ProgramRun:
 
 
 class FakeCloud(pulumi.runtime.Mocks):
-    def __init__(self, run: ProgramRun, region: str):
+    def __init__(self, run: ProgramRun, region: str, caller: str = DEPLOYER_ROLE,
+                 existing_clusters: tuple[str, ...] = ()):
         self.run = run
         self.region = region
+        self.caller = caller  # the IAM role or user whose session runs `up`
+        self.existing_clusters = existing_clusters
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
@@ -133,11 +137,29 @@ class FakeCloud(pulumi.runtime.Mocks):
             return {"id": self.region, "instanceTypes": [p[0] for p in pairs],
                     "locations": [p[1] for p in pairs], "locationTypes": ["availability-zone"] * len(pairs)}
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT, "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/Deployer/ci",
-                    "userId": "AROAEXAMPLE:ci", "id": ACCOUNT}
+            kind, name = self.caller.split(":")[-1].split("/", 1)
+            arn = (f"arn:aws:sts::{ACCOUNT}:assumed-role/{name.rsplit('/', 1)[-1]}/session" if kind == "role"
+                   else self.caller)
+            return {"accountId": ACCOUNT, "arn": arn, "userId": "AROAEXAMPLE:session", "id": ACCOUNT}
         if args.token == "aws:iam/getSessionContext:getSessionContext":
-            return {"arn": args.args["arn"], "issuerArn": DEPLOYER_ROLE, "issuerId": "AROAEXAMPLE",
-                    "issuerName": "Deployer", "sessionName": "ci", "id": args.args["arn"]}
+            # IAM's answer for a plain user ARN is an empty issuer; the program compares issuers
+            # of assumed roles, and users are their own issuer here.
+            return {"arn": args.args["arn"], "issuerArn": self.caller, "issuerId": "AROAEXAMPLE",
+                    "issuerName": self.caller.rsplit("/", 1)[-1], "sessionName": "session", "id": args.args["arn"]}
+        if args.token == "aws:eks/getClusters:getClusters":
+            return {"id": self.region, "names": list(self.existing_clusters)}
+        if args.token == "aws:eks/getAddonVersion:getAddonVersion":
+            # A made-up build per (add-on, minor), enough to see which minor was asked for.
+            version = f"v0.{args.args['kubernetesVersion']}-{args.args['addonName']}-eksbuild.default"
+            return {"id": version, "addonName": args.args["addonName"], "version": version,
+                    "kubernetesVersion": args.args["kubernetesVersion"], "mostRecent": args.args.get("mostRecent")}
+        if args.token == "eks:index:Cluster/getKubeconfig":
+            # What pulumi-eks generateKubeconfig writes for a profile: `aws eks get-token ... --profile`.
+            command = ["eks", "get-token", "--cluster-name", "c", "--output", "json"]
+            if args.args.get("profileName"):
+                command += ["--profile", args.args["profileName"]]
+            return {"result": json.dumps({"users": [{"name": "aws", "user": {"exec": {"command": "aws",
+                                                                                      "args": command}}}]})}
         raise NotImplementedError(f"the fake cloud does not answer {args.token}")
 
 
@@ -191,6 +213,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+    def Call(self, request):
+        """A method call on a component (e.g. eks Cluster.getKubeconfig): answered by the mocks'
+        `call` like an invoke; the mock monitor of this Pulumi version has no Call of its own."""
+        # As MockMonitor.Invoke: this runs on an executor thread, and deserializing the
+        # `__self__` resource reference needs an event loop there.
+        pulumi_mocks._ensure_event_loop()
+        args = rpc.deserialize_properties(request.args)
+        ret = self.mocks.call(pulumi_mocks.MockCallArgs(token=request.tok, args=args, provider=request.provider))
+        ret_proto = pulumi_mocks._sync_await(rpc.serialize_properties(ret, {}))
+        return provider_pb2.CallResponse(**{"return": ret_proto})
+
+
 class _EngineLog(logging.Logger):
     """Where pulumi.log.* goes under mocks: warnings are kept for assertions."""
 
@@ -211,7 +245,8 @@ def stack_config(stack: str, project_dir: Path = REPO, overrides: dict[str, Any]
 
 
 def run_program(stack: str, overrides: dict[str, Any] | None = None, preview: bool = False,
-                project_dir: Path = REPO, expect_error: bool = False) -> ProgramRun:
+                project_dir: Path = REPO, expect_error: bool = False, caller: str = DEPLOYER_ROLE,
+                existing_clusters: tuple[str, ...] = ()) -> ProgramRun:
     """Run __main__.py for the stack in a fresh Pulumi runtime context.
 
     A program error is raised, unless expect_error: then it is in `run.error`, beside whatever
@@ -220,7 +255,7 @@ def run_program(stack: str, overrides: dict[str, Any] | None = None, preview: bo
     config, secret_keys = stack_config(stack, project_dir, overrides)
     region = config.get("aws:region", "us-west-2")
     run = ProgramRun(stack=stack)
-    contextvars.Context().run(_run, run, config, secret_keys, region, preview)
+    contextvars.Context().run(_run, run, config, secret_keys, region, preview, caller, existing_clusters)
     if run.error is not None and not expect_error:
         raise run.error
     if run.error is None and expect_error:
@@ -228,11 +263,11 @@ def run_program(stack: str, overrides: dict[str, Any] | None = None, preview: bo
     return run
 
 
-def _run(run: ProgramRun, config, secret_keys, region, preview) -> None:
+def _run(run: ProgramRun, config, secret_keys, region, preview, caller, existing_clusters) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        mocks = FakeCloud(run, region)
+        mocks = FakeCloud(run, region, caller, existing_clusters)
         pulumi.runtime.set_mocks(mocks, project="hami-eks", stack=run.stack, preview=preview,
                                  monitor=RecordingMonitor(mocks), logger=_EngineLog(run))
         pulumi.runtime.set_all_config(config, secret_keys)

@@ -338,7 +338,7 @@ def test_cli_the_demo_stack_passes_in_a_ready_account(cli_env):
     assert report["ok"] is True
     names = [c["name"] for c in report["checks"]]
     assert names[0] == "identity"
-    assert set(names) == {"identity", "instance-type", "zones", "vcpu-quota", "kubernetes-version"}
+    assert set(names) == {"identity", "instance-type", "zones", "vcpu-quota", "kubernetes-version", "log-group"}
     identity = report["checks"][0]
     sts = boto3.client("sts", region_name="us-west-2", endpoint_url=cli_env["AWS_ENDPOINT_URL"],
                        aws_access_key_id="testing", aws_secret_access_key="testing").get_caller_identity()
@@ -352,7 +352,7 @@ def test_cli_a_zero_gpu_quota_fails_with_the_request_to_make(cli_env):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL  vcpu-quota" in result.stdout
     assert "--quota-code L-DB2E81BA --desired-value 96 --region us-west-2" in result.stdout
-    assert "1 of 8 checks failed" in result.stdout
+    assert "1 of 9 checks failed" in result.stdout  # the 9th: log-group
 
 
 def test_cli_a_stack_in_a_region_without_the_types_fails(cli_env, project):

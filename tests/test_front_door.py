@@ -173,7 +173,7 @@ def test_yes_or_ci_deploys_the_named_stack(fake_pulumi, consent):
     env, log = fake_pulumi
     result = stack_sh("up", "lean", {**env, **consent})
     assert result.returncode == 0, result.stderr
-    assert "up --yes --stack lean" in calls(log)
+    assert "up --yes --stack lean --policy-pack policies" in calls(log)
 
 
 def test_a_stack_that_cannot_be_placed_never_reaches_pulumi(fake_pulumi, tmp_path):

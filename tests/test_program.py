@@ -351,3 +351,138 @@ def test_namespaced_objects_wait_for_their_namespace():
     namespaced = [r for r in _registered_resources(run) if r.type != namespace.type]
     assert {r.type for r in namespaced} >= {"kubernetes:core/v1:Secret", "kubernetes:networking.k8s.io/v1:NetworkPolicy", DEPLOYMENT, SERVICE}
     assert all(run.depends_on(r, namespace) for r in namespaced)
+
+
+# ---- access entries do not depend on who runs `up` (issue 18) -------------------------------
+
+LAPTOP = "arn:aws:iam::123456789012:user/alice"
+CI_ROLE = "arn:aws:iam::123456789012:role/ci-deployer"
+DEMO_CLUSTER = stack_settings("demo").cluster_name
+
+
+def _entries(run):
+    return {key: e["principalArn"] for key, e in run.of_type("eks:index:Cluster")[0].inputs["accessEntries"].items()}
+
+
+def test_access_entries_are_the_same_whoever_runs_up():
+    # Alice created the cluster; CI and Alice take turns running `up` on it.
+    config = {"hami-eks:adminPrincipalArns": [LAPTOP, CI_ROLE], "hami-eks:clusterCreatorArn": LAPTOP}
+    by_alice = run_program("demo", overrides=config, caller=LAPTOP, existing_clusters=(DEMO_CLUSTER,))
+    by_ci = run_program("demo", overrides=config, caller=CI_ROLE, existing_clusters=(DEMO_CLUSTER,))
+    assert _entries(by_alice) == _entries(by_ci) == {"role-ci-deployer": CI_ROLE}
+    assert by_alice.outputs["clusterAdmins"] == by_ci.outputs["clusterAdmins"] == [LAPTOP, CI_ROLE]
+
+
+def test_a_listed_second_principal_keeps_access_when_the_creator_runs_up_again():
+    config = {"hami-eks:adminPrincipalArns": [CI_ROLE], "hami-eks:clusterCreatorArn": LAPTOP}
+    run = run_program("demo", overrides=config, caller=LAPTOP, existing_clusters=(DEMO_CLUSTER,))
+    assert CI_ROLE in _entries(run).values()
+
+
+def test_a_new_cluster_records_its_creator_and_asks_to_keep_it():
+    run = run_program("demo", overrides={"hami-eks:adminPrincipalArns": [CI_ROLE]}, caller=LAPTOP)
+    assert _entries(run) == {"role-ci-deployer": CI_ROLE}
+    assert run.outputs["clusterAdmins"] == [LAPTOP, CI_ROLE]
+    assert any(f"pulumi config set hami-eks:clusterCreatorArn {LAPTOP}" in w for w in run.warnings)
+
+
+def test_an_existing_cluster_without_a_recorded_creator_is_refused_before_any_resource():
+    run = run_program("demo", overrides={"hami-eks:adminPrincipalArns": [CI_ROLE]}, caller=CI_ROLE,
+                      existing_clusters=(DEMO_CLUSTER,), expect_error=True)
+    assert "hami-eks:clusterCreatorArn" in str(run.error)
+    assert "pulumi config set hami-eks:clusterCreatorArn" in str(run.error)
+    assert not run.of_type("eks:index:Cluster")
+
+
+def test_a_caller_who_is_not_an_admin_is_refused_before_any_resource():
+    stranger = "arn:aws:iam::123456789012:role/someone-else"
+    run = run_program("demo", overrides={"hami-eks:clusterCreatorArn": LAPTOP}, caller=stranger,
+                      existing_clusters=(DEMO_CLUSTER,), expect_error=True)
+    assert stranger in str(run.error) and "hami-eks:adminPrincipalArns" in str(run.error)
+    assert not run.of_type("eks:index:Cluster")
+
+
+def test_a_recorded_creator_other_than_the_caller_cannot_create_the_cluster():
+    # EKS would make the caller admin, not the recorded creator, and its entry would then clash.
+    run = run_program("demo", overrides={"hami-eks:clusterCreatorArn": LAPTOP,
+                                         "hami-eks:adminPrincipalArns": [CI_ROLE]},
+                      caller=CI_ROLE, expect_error=True)
+    assert "does not exist" in str(run.error) and CI_ROLE in str(run.error)
+
+
+def test_an_existing_cluster_without_extra_admins_needs_no_recorded_creator():
+    run = run_program("demo", caller=CI_ROLE, existing_clusters=(DEMO_CLUSTER,))
+    assert _entries(run) == {}
+
+
+# ---- aws:profile reaches the kubeconfig (issue 18) ------------------------------------------
+
+def test_the_stack_profile_reaches_the_kubeconfig_of_every_kubernetes_call():
+    run = run_program("demo", overrides={"aws:profile": "team-dev"})
+    cluster = run.of_type("eks:index:Cluster")[0].inputs
+    assert cluster["providerCredentialOpts"] == {"profileName": "team-dev"}
+    kubeconfig = json.loads(run.of_type("pulumi:providers:kubernetes")[0].inputs["kubeconfig"])
+    args = kubeconfig["users"][0]["user"]["exec"]["args"]
+    assert args[args.index("--profile") + 1] == "team-dev"
+
+
+def test_without_a_profile_the_kubeconfig_uses_the_default_chain():
+    run = run_program("demo")
+    assert "providerCredentialOpts" not in run.of_type("eks:index:Cluster")[0].inputs
+    assert "--profile" not in run.of_type("pulumi:providers:kubernetes")[0].inputs["kubeconfig"]
+
+
+# ---- managed add-ons follow kubernetesVersion (issue 18) ------------------------------------
+
+ADDON = "aws:eks/addon:Addon"
+
+
+@pytest.mark.parametrize("minor", ["1.35", "1.37"])
+def test_program_created_addons_run_the_version_for_the_cluster_minor(minor):
+    run = run_program("demo", overrides={"hami-eks:kubernetesVersion": minor})
+    addons = {r.inputs["addonName"]: r.inputs for r in run.of_type(ADDON)}
+    assert set(versions.EKS_ADDONS) <= set(addons)
+    for name in versions.EKS_ADDONS:
+        expected = versions.pinned_addon_version(minor, name) or f"v0.{minor}-{name}-eksbuild.default"
+        assert addons[name]["addonVersion"] == expected, name
+        assert addons[name]["resolveConflictsOnUpdate"] == "OVERWRITE"
+        assert addons[name]["resolveConflictsOnCreate"] == "OVERWRITE"
+
+
+def test_a_pinned_addon_version_wins_over_the_eks_default():
+    run = run_program("demo", overrides={"hami-eks:kubernetesVersion": "1.34"})
+    coredns = next(r.inputs for r in run.of_type(ADDON) if r.inputs["addonName"] == "coredns")
+    assert coredns["addonVersion"] == versions.ADDON_VERSIONS["1.34"]["coredns"]
+
+
+def test_ebs_csi_tags_its_volumes_with_the_cluster_for_the_leak_audit():
+    run = run_program("demo")
+    ebs = next(r.inputs for r in run.of_type(ADDON) if r.inputs["addonName"] == "aws-ebs-csi-driver")
+    name = run.of_type("eks:index:Cluster")[0].inputs["name"]
+    assert json.loads(ebs["configurationValues"]) == {"controller": {"k8sTagClusterId": name}}
+
+
+# ---- Kubernetes versions (issue 18) ----------------------------------------------------------
+
+def test_kubernetes_1_37_is_accepted_with_its_scheduler_tag():
+    run = run_program("demo", overrides={"hami-eks:kubernetesVersion": "1.37"})
+    assert run.of_type("eks:index:Cluster")[0].inputs["version"] == "1.37"
+    values = json.dumps(run.of_type(RELEASE)[0].inputs["values"])
+    assert versions.KUBE_SCHEDULER_TAGS["1.37"] in values and versions.KUBE_SCHEDULER_TAGS["1.37"].startswith("v1.37.")
+
+
+def test_kubernetes_1_34_warns_that_standard_support_ended():
+    old = run_program("demo", overrides={"hami-eks:kubernetesVersion": "1.34"})
+    assert any("1.34 left EKS standard support on 2026-12-02" in w for w in old.warnings)
+    current = run_program("demo", overrides={"hami-eks:kubernetesVersion": "1.35"})
+    assert not any("left EKS standard support" in w for w in current.warnings)
+
+
+def test_a_read_only_preview_role_may_preview_with_a_warning():
+    preview_role = "arn:aws:iam::123456789012:role/hami-eks-preview"
+    config = {"hami-eks:adminPrincipalArns": [CI_ROLE], "hami-eks:clusterCreatorArn": LAPTOP}
+    run = run_program("demo", overrides=config, caller=preview_role, existing_clusters=(DEMO_CLUSTER,), preview=True)
+    assert _entries(run) == {"role-ci-deployer": CI_ROLE}
+    assert any(preview_role in w and "a preview only" in w for w in run.warnings)
+    # The same caller running `up` is stopped.
+    run_program("demo", overrides=config, caller=preview_role, existing_clusters=(DEMO_CLUSTER,), expect_error=True)

@@ -280,17 +280,20 @@ def test_image_references_are_rewritten_as_ecr_serves_them():
 def test_with_the_cache_on_every_image_comes_from_the_accounts_registry(hami_chart):
     overrides = {"hami-eks:ecrPullThroughCache": True, "hami-eks:dockerHubCredentialArn": CREDENTIAL}
     run = run_program("demo", overrides=overrides)
-    host = registry_mirror.registry_host(ACCOUNT, "us-west-2")
-    rules = {r.inputs["ecrRepositoryPrefix"]: r.inputs
+    # Per cluster: the demo's clusterName is hami-demo-aws (issue 18: prefixes were per account).
+    host = f"{registry_mirror.registry_host(ACCOUNT, 'us-west-2')}/hami-demo-aws"
+    rules = {r.inputs["ecrRepositoryPrefix"].removeprefix("hami-demo-aws/"): r.inputs
              for r in run.of_type("aws:ecr/pullThroughCacheRule:PullThroughCacheRule")}
+    assert set(rules) == {"docker-hub", "k8s"} and all(r["ecrRepositoryPrefix"].startswith("hami-demo-aws/")
+                                                       for r in rules.values())
     assert rules["docker-hub"]["upstreamRegistryUrl"] == "registry-1.docker.io"
     assert rules["docker-hub"]["credentialArn"] == CREDENTIAL
     assert rules["k8s"]["upstreamRegistryUrl"] == "registry.k8s.io" and "credentialArn" not in rules["k8s"]
     (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
     statement = json.loads(policy.inputs["policy"])["Statement"]
     assert statement == [{"Effect": "Allow", "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
-                          "Resource": [f"arn:aws:ecr:us-west-2:{ACCOUNT}:repository/docker-hub/*",
-                                       f"arn:aws:ecr:us-west-2:{ACCOUNT}:repository/k8s/*"]}]
+                          "Resource": [f"arn:aws:ecr:us-west-2:{ACCOUNT}:repository/hami-demo-aws/docker-hub/*",
+                                       f"arn:aws:ecr:us-west-2:{ACCOUNT}:repository/hami-demo-aws/k8s/*"]}]
     for deployment in run.of_type("kubernetes:apps/v1:Deployment"):
         (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
         assert container["image"] == f"{host}/docker-hub/{versions.VLLM_IMAGE}"
@@ -303,3 +306,42 @@ def test_with_the_cache_on_every_image_comes_from_the_accounts_registry(hami_cha
               for c in spec.get("containers", []) + spec.get("initContainers", [])]
     assert images and all(image.startswith(f"{host}/") for image in images), images
     assert f"{host}/k8s/kube-scheduler:{versions.KUBE_SCHEDULER_TAGS['1.35']}" in images
+
+
+# ---- serving waits for the webhook Service's leader endpoint (issue 18) ----------------------
+
+JOB = "kubernetes:batch/v1:Job"
+
+
+def test_the_webhook_service_selects_the_leader_and_the_ready_job_asks_it(hami_chart):
+    """Chart 2.10.0 routes the webhook to the leader only; the Job polls that very Service."""
+    run = run_program("demo")
+    (release,) = run.of_type("kubernetes:helm.sh/v3:Release")
+    (service,) = [d for d in _render(hami_chart, release.inputs["values"])
+                  if d["kind"] == "Service" and d["metadata"]["name"] == hami.SCHEDULER_DEPLOYMENT]
+    assert service["spec"]["selector"]["hami.io/scheduler-role"] == "leader"
+    (job,) = run.of_type(JOB)
+    command = job.inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+    assert (f"https://{service['metadata']['name']}.{service['metadata'].get('namespace', hami.RELEASE_NAMESPACE)}"
+            f".svc:{port}/readyz") in command
+    assert job.inputs["metadata"]["namespace"] == hami.RELEASE_NAMESPACE  # outside the webhook's namespaces
+
+
+def test_every_model_server_waits_for_the_webhook_ready_job():
+    run = run_program("demo")
+    (job,) = run.of_type(JOB)
+    (release,) = run.of_type("kubernetes:helm.sh/v3:Release")
+    assert run.depends_on(job, release)
+    deployments = run.of_type("kubernetes:apps/v1:Deployment")
+    assert deployments and all(run.depends_on(d, job) for d in deployments)
+    spec = job.inputs["spec"]
+    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] > 0
+    assert job.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == versions.CURL_IMAGE
+
+
+def test_with_the_cache_the_ready_job_pulls_through_it_too():
+    run = run_program("demo", overrides={"hami-eks:ecrPullThroughCache": True, "hami-eks:dockerHubCredentialArn": CREDENTIAL})
+    (job,) = run.of_type(JOB)
+    host = f"{registry_mirror.registry_host(ACCOUNT, 'us-west-2')}/hami-demo-aws"
+    assert job.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == f"{host}/docker-hub/{versions.CURL_IMAGE}"

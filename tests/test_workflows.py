@@ -78,8 +78,11 @@ def test_aws_credentials_come_from_oidc_only(name):
     assert doc["permissions"]["id-token"] == "write"
     aws = [s for s in steps(doc) if uses(s, "aws-actions/configure-aws-credentials")]
     assert aws, f"{name}.yml never configures AWS credentials"
+    # Pull requests get the read-only role; only the protected environment gets the deploy role.
+    role = "AWS_PREVIEW_ROLE_ARN" if name == "preview" else "AWS_DEPLOY_ROLE_ARN"
     for step in aws:
-        assert step["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+        assert step["with"]["role-to-assume"] == f"${{{{ vars.{role} }}}}"
+        assert 900 <= int(step["with"]["role-duration-seconds"]) <= 3600  # IAM's default role maximum
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -93,9 +96,13 @@ def test_state_lives_in_the_backend_the_workflow_names(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_actions_are_pinned_and_dependencies_installed(name):
     doc = load(name)
+    lines = (WORKFLOWS / f"{name}.yml").read_text().splitlines()
     for step in steps(doc):
         if "uses" in step:
-            assert re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", step["uses"]), step["uses"]
+            # A full commit SHA (a tag can be moved to other code), with the tag in a comment.
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+            line = next(line for line in lines if f"uses: {step['uses']}" in line)
+            assert re.search(r"# v\d+\.\d+\.\d+$", line), line
     assert "python -m pip install -r requirements.txt" in commands(doc)
 
 
@@ -182,3 +189,106 @@ def test_a_failure_before_a_pipe_fails_the_step(path):
         for step in job.get("steps", []):
             if "|" in str(step.get("run", "")).replace("||", ""):
                 assert step.get("shell", job_default) == "bash", (path.name, step.get("name"))
+
+
+# ---- issue 18: roles, environments, checkout, policy pack, leaks, stack check, failure path ----
+
+# Commit of each pinned tag, read from the actions' own repositories (git tags).
+PINNED = {
+    "actions/checkout": ("fbc6f3992d24b796d5a048ff273f7fcc4a7b6c09", "v5.1.0"),
+    "actions/setup-python": ("ece7cb06caefa5fff74198d8649806c4678c61a1", "v6.3.0"),
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+    "pulumi/actions": ("8e5e406f4007fca908480587cb9893c07090f58d", "v7.0.0"),
+    "actions/upload-artifact": ("b7c566a772e6b6bfb58ed0dc250532a479d7789f", "v6.0.0"),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_action_is_the_commit_of_its_tag(name):
+    lines = (WORKFLOWS / f"{name}.yml").read_text().splitlines()
+    for step in steps(load(name)):
+        if "uses" in step:
+            action, sha = step["uses"].split("@")
+            line = next(line for line in lines if f"uses: {step['uses']}" in line)
+            assert (sha, line.rsplit("# ", 1)[1]) == PINNED[action], line
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkout_does_not_persist_the_token(name):
+    checkouts = [s for s in steps(load(name)) if uses(s, "actions/checkout")]
+    assert checkouts and all(s["with"]["persist-credentials"] is False for s in checkouts)
+
+
+def test_only_the_protected_environment_gets_the_deploy_role():
+    assert "environment" not in load("preview")["jobs"]["preview"]
+    for name in ("deploy", "destroy"):
+        for job in load(name)["jobs"].values():
+            assert job["environment"] == "deploy", name
+    for step in steps(load("preview")):
+        assert "AWS_DEPLOY_ROLE_ARN" not in str(step.get("with", {})), "preview must never assume the deploy role"
+
+
+@pytest.mark.parametrize("name,command", [("preview", "preview"), ("deploy", "up")])
+def test_every_preview_and_up_runs_the_policy_pack(name, command):
+    pulumi = [s for s in steps(load(name)) if uses(s, "pulumi/actions")]
+    assert [s["with"]["command"] for s in pulumi] == [command]
+    assert pulumi[0]["with"]["policyPacks"] == "${{ github.workspace }}/policies"
+
+
+def test_destroy_ends_with_the_leak_audit():
+    all_steps = steps(load("destroy"))
+    destroy = index_of(all_steps, lambda s: uses(s, "pulumi/actions"))
+    leaks = index_of(all_steps, lambda s: 'hamieks leaks --stack "$STACK"' in str(s.get("run", "")))
+    assert destroy < leaks and "if" not in all_steps[leaks]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_stack_file_is_checked_before_anything_uses_it(name):
+    all_steps = steps(load(name))
+    check = index_of(all_steps, lambda s: '! -f "Pulumi.$STACK.yaml"' in str(s.get("run", "")))
+    checkout = index_of(all_steps, lambda s: uses(s, "actions/checkout"))
+    first_use = min(i for i, s in enumerate(all_steps)
+                    if uses(s, "actions/setup-python") or uses(s, "aws-actions/configure-aws-credentials")
+                    or uses(s, "pulumi/actions"))
+    assert checkout < check < first_use
+    assert "${{" not in all_steps[check]["run"] and "exit 1" in all_steps[check]["run"]
+
+
+@pytest.mark.parametrize("stack,ok", [("demo", True), ("demoo", False), ("demo; touch x", False), ("../x", False)])
+def test_the_stack_check_script_refuses_a_typo(tmp_path, stack, ok):
+    script = next(s["run"] for s in steps(load("deploy")) if '! -f "Pulumi.$STACK.yaml"' in str(s.get("run", "")))
+    (tmp_path / "Pulumi.demo.yaml").write_text("config: {}\n")
+    result = subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=tmp_path, env={"STACK": stack, "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=30)
+    assert (result.returncode == 0) is ok, result.stdout
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["deploy", "destroy"])
+def test_a_failure_says_what_to_do(name):
+    all_steps = steps(load(name))
+    pulumi = index_of(all_steps, lambda s: uses(s, "pulumi/actions"))
+    failure = index_of(all_steps, lambda s: s.get("if") == "failure()" and "GITHUB_STEP_SUMMARY" in str(s.get("run", "")))
+    assert pulumi < failure
+    assert "re-run" in all_steps[failure]["run"]
+
+
+def test_the_readme_trust_policies_are_exact():
+    """The preview role trusts pull requests only, the deploy role the `deploy` environment only,
+    both for sts.amazonaws.com, with StringEquals (no wildcard subject)."""
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## CI: preview, deploy + verify, destroy", 1)[1].split("\n## ", 1)[0]
+    policies = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.S)]
+    subjects = []
+    for policy in policies:
+        (statement,) = policy["Statement"]
+        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert statement["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+        assert set(statement["Condition"]) == {"StringEquals"}
+        condition = statement["Condition"]["StringEquals"]
+        assert condition["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+        subjects.append(condition["token.actions.githubusercontent.com:sub"])
+    environment = load("deploy")["jobs"]["deploy"]["environment"]
+    assert subjects == ["repo:OWNER/REPO:pull_request", f"repo:OWNER/REPO:environment:{environment}"]

@@ -7,12 +7,15 @@ Left behind they keep costing money, and ENIs / security groups block the VPC's 
 destroy that failed half-way also leaves the stack's own resources.
 
 A resource belongs to the cluster when it carries one of the tags these creators set:
-- `kubernetes.io/cluster/<name>` (EKS, the in-tree and the AWS load balancer controllers, EBS CSI);
+- `kubernetes.io/cluster/<name>` (EKS, the in-tree and the AWS load balancer controllers, EBS CSI:
+  components/cluster.py sets the add-on's controller.k8sTagClusterId so PVC volumes carry it);
 - `eks:cluster-name` = name (managed node groups) or `aws:eks:cluster-name` = name (EKS itself);
 - `elbv2.k8s.aws/cluster` = name (AWS Load Balancer Controller);
 - `cluster.k8s.amazonaws.com/name` = name (VPC CNI, on the ENIs it creates);
 - the stack's own tags project=hami-eks, stack=<stack>, cluster=<name> (__main__.py `tags`);
-plus, without tags, the cluster's own EKS objects and its log groups /aws/eks/<name>/....
+plus, without tags, the cluster's own EKS objects, its log groups /aws/eks/<name>/... (EKS may
+re-create /aws/eks/<name>/cluster from late logs minutes after a destroy: re-run the audit) and
+the ECR repositories its pull-through cache created under the cluster's prefix.
 Each leftover comes with the AWS CLI command that deletes it, listed in an order that works
 (node groups before the cluster, instances and load balancers before the ENIs and security groups
 they hold). The VPC, subnets, route tables and internet gateway are not audited: they cost nothing,
@@ -30,6 +33,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hamieks.aws.session import Aws, AwsError, describe_client_error, is_credentials_error
+from hamieks.config.conventions import ecr_cache_namespace
 
 PROJECT_TAG_VALUE = "hami-eks"  # __main__.py tags every resource {project, stack, cluster}
 
@@ -251,9 +255,28 @@ def log_group_leftovers(aws: Aws, owner: Owner) -> Iterator[Leftover]:
     for page in aws.logs().get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
         for group in page["logGroups"]:
             name = group["logGroupName"]
+            # After a destroy EKS may still deliver control-plane logs for a few minutes and
+            # re-create the group; the next `up` then fails with ResourceAlreadyExists.
             yield Leftover("log-group", name, owner.region,
-                           f"EKS log group of {owner.cluster_name}; {group.get('storedBytes', 0)} bytes stored",
+                           f"EKS log group of {owner.cluster_name}; {group.get('storedBytes', 0)} bytes stored; "
+                           f"EKS may re-create it from late logs: re-run `hami-eks leaks` a few minutes after "
+                           f"deleting it",
                            owner.aws_cli("logs", "delete-log-group", "--log-group-name", name))
+
+
+# ---- ECR pull-through cache ---------------------------------------------------------------------
+
+def cached_repository_leftovers(aws: Aws, owner: Owner) -> Iterator[Leftover]:
+    # ECR creates a repository per cached image on first pull, under the cluster's rule prefix
+    # (config/conventions.ecr_cache_namespace); destroying the rules leaves them, billed per GB.
+    prefix = f"{ecr_cache_namespace(owner.cluster_name)}/"
+    for page in aws.ecr().get_paginator("describe_repositories").paginate():
+        for repository in page["repositories"]:
+            name = repository["repositoryName"]
+            if name.startswith(prefix):
+                yield Leftover("ecr-repository", name, owner.region,
+                               f"image cached by {owner.cluster_name}'s ECR pull-through rules (prefix {prefix})",
+                               owner.aws_cli("ecr", "delete-repository", "--repository-name", name, "--force"))
 
 
 # Deletion order: what holds something else goes first.
@@ -268,6 +291,7 @@ FINDERS: tuple[tuple[str, Callable[[Aws, Owner], Iterator[Leftover]]], ...] = (
     ("ec2:DescribeVolumes", volume_leftovers),
     ("ec2:DescribeSecurityGroups", security_group_leftovers),
     ("logs:DescribeLogGroups", log_group_leftovers),
+    ("ecr:DescribeRepositories", cached_repository_leftovers),
 )
 
 

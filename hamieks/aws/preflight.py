@@ -8,7 +8,11 @@ Each check is a `Check(name, target, ok, detail)`; a failed one's detail says wh
   program does);
 - vcpu-quota: the EC2 vCPU quotas (Service Quotas) cover every node group at maxSize plus what
   other instances already use, with the exact value to request when they do not;
-- kubernetes-version: EKS offers the configured version in the region.
+- kubernetes-version: EKS offers the configured version in the region;
+- log-group: no control-plane log group /aws/eks/<name>/cluster that the stack does not own (EKS
+  re-creates it from late logs after a destroy; `up` would then fail with ResourceAlreadyExists);
+- public-access: with publicAccessCidrs restricted, whether this machine's egress address is
+  inside (hamieks/aws/egress.py; unknown is said, not guessed).
 Credentials that do not work raise AwsCredentialsError (the command exits 2); a call the
 principal may not make is a failed check naming the permission.
 """
@@ -25,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from hamieks import catalog, versions
-from hamieks.aws.leaks import cluster_tag, tag_map
+from hamieks.aws import egress
+from hamieks.aws.leaks import PROJECT_TAG_VALUE, cluster_tag, tag_map
 from hamieks.aws.session import (
     CREDENTIALS_FIX,
     Aws,
@@ -325,6 +330,39 @@ def _support(info: dict[str, Any]) -> str:
     return str(status)
 
 
+# ---- leftovers of an earlier cluster ------------------------------------------------------------
+
+def control_plane_log_group(cluster_name: str) -> str:
+    """Where EKS writes the control-plane logs, and the name components/cluster.py gives its group."""
+    return f"/aws/eks/{cluster_name}/cluster"
+
+
+def check_log_group(aws: Aws, settings: Settings, stack: str) -> Check:
+    """The stack creates the log group itself (with a retention); one that exists without the
+    stack's tags was made by EKS - typically from late logs after a destroy - or by hand, and
+    `up` would fail on it with ResourceAlreadyExists."""
+    name = control_plane_log_group(settings.cluster_name)
+    logs = aws.logs()
+    groups = [g for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name)
+              for g in page["logGroups"] if g["logGroupName"] == name]
+    if not groups:
+        return Check("log-group", name, True, "absent; `up` creates it with the configured retention")
+    arn = str(groups[0].get("arn", "")).removesuffix(":*")
+    tags = logs.list_tags_for_resource(resourceArn=arn).get("tags", {}) if arn else {}
+    if (tags.get("project"), tags.get("stack")) == (PROJECT_TAG_VALUE, stack):
+        return Check("log-group", name, True, f"exists and belongs to stack {stack}")
+    delete = shlex.join(["aws", "logs", "delete-log-group", "--log-group-name", name, "--region", aws.region])
+    # components/cluster.py: LogGroup "<cluster>-control-plane-logs" under the top-level
+    # hami-eks:cluster:Cluster component named after the cluster.
+    parent = f"urn:pulumi:{stack}::hami-eks::hami-eks:cluster:Cluster::{settings.cluster_name}"
+    adopt = shlex.join(["pulumi", "import", "--stack", stack, "aws:cloudwatch/logGroup:LogGroup",
+                        f"{settings.cluster_name}-control-plane-logs", name, "--parent", f"cluster={parent}"])
+    return Check("log-group", name, False,
+                 f"exists but is not stack {stack}'s (EKS re-creates it from late logs after a destroy): `up` would "
+                 f"fail with ResourceAlreadyExists. Delete it (export its logs first if you need them): {delete}; "
+                 f"or, if the stack's cluster still runs (upgrading a stack whose group EKS created), adopt it: {adopt}")
+
+
 # ---- all of it ----------------------------------------------------------------------------------
 
 _PERMISSIONS = {
@@ -332,6 +370,7 @@ _PERMISSIONS = {
     "zones": "ec2:DescribeInstanceTypeOfferings",
     "vcpu-quota": "ec2:DescribeInstances, ec2:DescribeInstanceTypes, servicequotas:GetServiceQuota",
     "kubernetes-version": "eks:DescribeClusterVersions",
+    "log-group": "logs:DescribeLogGroups, logs:ListTagsForResource",
 }
 
 
@@ -347,8 +386,10 @@ def _guarded(name: str, target: str, run: Callable[[], list[Check]]) -> list[Che
                                            f"{_PERMISSIONS[name]}")]
 
 
-def run_preflight(aws: Aws, settings: Settings) -> list[Check]:
-    """Every check, identity first: without working credentials nothing else can be asked."""
+def run_preflight(aws: Aws, settings: Settings, stack: str = "",
+                  egress_lookup: egress.EgressLookup = egress.lookup_egress_address) -> list[Check]:
+    """Every check, identity first: without working credentials nothing else can be asked.
+    `stack` names the stack whose tags mark its own log group (empty: the check is skipped)."""
     if not aws.has_credentials():
         raise AwsCredentialsError(f"no AWS credentials found; {CREDENTIALS_FIX}")
     checks = [check_identity(aws)]
@@ -357,4 +398,8 @@ def run_preflight(aws: Aws, settings: Settings) -> list[Check]:
     checks += _guarded("vcpu-quota", settings.region, lambda: check_quotas(aws, settings))
     checks += _guarded("kubernetes-version", settings.kubernetes_version,
                        lambda: [check_kubernetes_version(aws, settings)])
-    return checks
+    if stack:
+        checks += _guarded("log-group", control_plane_log_group(settings.cluster_name),
+                           lambda: [check_log_group(aws, settings, stack)])
+    public = egress.check_public_access(settings.public_access_cidrs, egress_lookup)
+    return checks + ([public] if public else [])

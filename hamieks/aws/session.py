@@ -200,3 +200,6 @@ class Aws:
     def logs(self) -> CloudWatchLogsClient:
         client: CloudWatchLogsClient = self._client("logs", None)
         return client
+
+    def ecr(self) -> Any:  # no mypy-boto3-ecr stubs installed: untyped
+        return self._client("ecr", None)

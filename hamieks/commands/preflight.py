@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         config, settings = read_stack(args)
         aws = Aws(settings.region, profile=stack_profile(config))
         with translated_errors("checking the account"), terminal.waiting(f"preflight: asking AWS in {settings.region}..."):
-            checks = run_preflight(aws, settings)
+            checks = run_preflight(aws, settings, stack=args.stack)
     except HamiEksError as exc:
         print(f"preflight: {exc}", file=sys.stderr)
         return 2

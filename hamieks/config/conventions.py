@@ -7,6 +7,8 @@ them by hand.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,3 +61,20 @@ GPU_TAINT = Taint("nvidia.com/gpu", "present", "NoSchedule")
 SYSTEM_NODE_LABEL = Label("role", "system")
 # Every model server asks HAMi for one vGPU (a slice of one physical GPU).
 GPUS_PER_POD = 1
+
+
+# ECR pull-through cache: every repository the cache creates for a cluster sits under this
+# namespace (`<namespace>/docker-hub/...`), so two clusters in one account never share a cache
+# rule and the leak audit can find one cluster's cached repositories. ECR allows a rule prefix of
+# 2-30 characters, lowercase path components separated by '/' ([a-z0-9] runs joined by one
+# '.', '_' or '-'); the longest upstream part is "/docker-hub" (11), leaving 19 for the cluster.
+ECR_NAMESPACE_MAX = 19
+
+
+def ecr_cache_namespace(cluster_name: str) -> str:
+    """The cluster's ECR cache namespace: its name lowercased, separator runs folded to one '-';
+    a name too long for ECR keeps 12 characters and gains 6 hex of its hash (stable, unique)."""
+    slug = re.sub(r"[-_]+", "-", cluster_name.lower()).strip("-")
+    if len(slug) <= ECR_NAMESPACE_MAX:
+        return slug
+    return f"{slug[:12].rstrip('-')}-{hashlib.sha256(cluster_name.encode()).hexdigest()[:6]}"

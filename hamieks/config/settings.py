@@ -51,7 +51,10 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("publicAccessCidrs", "array", ["0.0.0.0/0"],
               "CIDRs allowed to reach the public EKS API endpoint."),
     ConfigKey("adminPrincipalArns", "array", [],
-              "Extra IAM role/user ARNs (e.g. a CI role) given cluster-admin access entries; the deployer always is one."),
+              "Extra IAM role/user ARNs (e.g. a CI role) given cluster-admin access entries; the cluster creator always is one."),
+    ConfigKey("clusterCreatorArn", "string", "",
+              "IAM role/user ARN that created the cluster (EKS made it admin); set once so access entries do "
+              "not depend on who runs `up`."),
     ConfigKey("systemInstanceType", "string", "m6i.large",
               "Instance type of the CPU system node group (coredns, HAMi scheduler, controllers)."),
     ConfigKey("systemNodeCount", "integer", 2, "Number of system nodes."),
@@ -105,6 +108,7 @@ class Settings:
     nat_gateway_per_az: bool
     public_access_cidrs: tuple[str, ...]
     admin_principal_arns: tuple[str, ...]
+    cluster_creator_arn: str
     system_instance_type: str
     system_node_count: int
     hami_chart_version: str
@@ -222,6 +226,10 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             ipaddress.ip_network(cidr)
         except ValueError:
             problems.add(config_key("publicAccessCidrs"), f"{cidr!r} is not a CIDR; use e.g. 203.0.113.0/24")
+    creator = v["clusterCreatorArn"]
+    if creator and not re.fullmatch(r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+", creator):
+        problems.add(config_key("clusterCreatorArn"), f"{creator!r} is not an IAM role or user ARN "
+                                                      f"(arn:aws:iam::<account>:role/<name>)")
     for arn in v["adminPrincipalArns"]:
         if not re.fullmatch(r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+", arn):
             problems.add(config_key("adminPrincipalArns"), f"{arn!r} is not an IAM role or user ARN "
@@ -271,7 +279,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         region=str(region), cluster_name=v["clusterName"], kubernetes_version=v["kubernetesVersion"],
         vpc_cidr=v["vpcCidr"], availability_zone_count=v["availabilityZoneCount"],
         nat_gateway_per_az=v["natGatewayPerAz"], public_access_cidrs=v["publicAccessCidrs"],
-        admin_principal_arns=v["adminPrincipalArns"], system_instance_type=v["systemInstanceType"],
+        admin_principal_arns=v["adminPrincipalArns"], cluster_creator_arn=creator,
+        system_instance_type=v["systemInstanceType"],
         system_node_count=v["systemNodeCount"], hami_chart_version=v["hamiChartVersion"],
         vllm_image=v["vllmImage"], namespace=v["namespace"], allow_unschedulable=v["allowUnschedulable"],
         allow_model_misfit=v["allowModelMisfit"], prices=v["prices"],

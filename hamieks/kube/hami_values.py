@@ -19,10 +19,14 @@ from hamieks.kube import registry_mirror
 # The webhook fails closed for the serving namespace, so while no scheduler pod is ready no GPU
 # pod can be created. Two leader-elected replicas: the kube-scheduler containers share one Lease
 # (templates/scheduler/configmap.yaml leaderElection.resourceName), only the leader schedules, and
-# its extender recognises itself as leader by that Lease (pkg/util/leaderelection isHolderOf). The
-# webhook itself is stateless and both replicas serve it: /readyz answers 200 on a follower too
-# (pkg/scheduler/routes/route.go ReadyzRoute), so the Service keeps an endpoint while one pod is
-# replaced and admission never stalls on a leader change.
+# its extender recognises itself as leader by that Lease (pkg/util/leaderelection isHolderOf).
+# Only the leader serves the webhook too: chart 2.10.0's Service selects
+# `hami.io/scheduler-role: leader` (templates/scheduler/service.yaml), a label the extender puts
+# on its own pod once it leads and turns to `follower` on the others (pkg/scheduler/scheduler.go
+# updateSchedulerLabel). So the Service has no endpoint until a leader has labelled itself - after
+# the Deployment is Ready, which is all Helm's wait checks - and none for the seconds of a leader
+# change. The standby replica shortens that gap (it takes the Lease instead of a new pod starting);
+# webhook_ready_job below makes serving wait for the first endpoint.
 SCHEDULER_REPLICAS = 2
 # The chart's scheduler pod selector labels (templates/_helpers.tpl hami-vgpu.selectorLabels plus
 # the component label of templates/scheduler/deployment.yaml).
@@ -146,4 +150,47 @@ def scheduler_pod_disruption_budget() -> dict[str, Any]:
         "metadata": {"name": PDB_NAME, "namespace": hami.RELEASE_NAMESPACE,
                      "labels": {"app.kubernetes.io/part-of": "hami-eks"}},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(SCHEDULER_SELECTOR)}},
+    }
+
+
+WEBHOOK_READY_JOB = "hami-webhook-ready"
+# Long enough for a first leader election and label patch, bounded so a broken webhook fails `up`.
+WEBHOOK_READY_DEADLINE_SECONDS = 600
+
+
+def webhook_ready_job(image: str) -> dict[str, Any]:
+    """A Job that completes once the scheduler Service answers HTTPS, i.e. has an endpoint.
+
+    Why a Job and not Helm's wait or an await on the Endpoints: Helm waits for the Deployment's
+    ready replicas, but the Service selects the leader label the extender patches on later; the
+    Kubernetes provider awaits a Job until Complete (and fails it on Failed), and an object it
+    merely reads (Endpoints/EndpointSlice `.get`) is not awaited at all. The request goes through
+    the Service exactly as the API server's webhook call does, so success means admission works;
+    `-k` because the certificate is the chart's self-signed one. It runs in kube-system, outside
+    the webhook's namespaces, so its own pod never needs the webhook it is waiting for.
+    """
+    url = f"https://{hami.SCHEDULER_DEPLOYMENT}.{hami.RELEASE_NAMESPACE}.svc:443/readyz"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": WEBHOOK_READY_JOB, "namespace": hami.RELEASE_NAMESPACE,
+                     "labels": {"app.kubernetes.io/part-of": "hami-eks"}},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": WEBHOOK_READY_DEADLINE_SECONDS,
+            "template": {"spec": {
+                "restartPolicy": "Never",
+                "nodeSelector": SYSTEM_NODE_LABEL.as_dict(),
+                "automountServiceAccountToken": False,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 100, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "wait",
+                    "image": image,
+                    "command": ["sh", "-c", f"until curl -ksf --max-time 5 {url}; do sleep 2; done"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}},
+                }],
+            }},
+        },
     }

@@ -8,12 +8,16 @@ an image from upstream once, keeps it and scans it.
 
 ECR serves a cached upstream repository under `<registry>/<rule prefix>/<upstream path>`
 (ECR user guide, "Using pull through cache rules"); this module only rewrites names. The rules
-themselves are created by components/image_cache.py.
+themselves are created by components/image_cache.py. A rule's prefix is per cluster,
+`<cluster namespace>/<upstream prefix>` (config/conventions.ecr_cache_namespace): ECR allows one
+rule per prefix in an account, and the leak audit finds a cluster's cached repositories by it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from hamieks.config.conventions import ecr_cache_namespace
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,17 @@ CREDENTIAL_SECRET_PREFIX = "ecr-pullthroughcache/"
 
 def registry_host(account_id: str, region: str) -> str:
     return f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+
+
+def rule_prefix(cluster_name: str, upstream: Upstream) -> str:
+    """The ECR repository prefix of the cluster's cache rule for one upstream."""
+    return f"{ecr_cache_namespace(cluster_name)}/{upstream.prefix}"
+
+
+def cluster_registry(account_id: str, region: str, cluster_name: str) -> str:
+    """Where the cluster pulls cached images from: the account's registry and the cluster's
+    namespace (`mirrored` and the HAMi values append `<upstream prefix>/<path>`)."""
+    return f"{registry_host(account_id, region)}/{ecr_cache_namespace(cluster_name)}"
 
 
 def split_registry(image: str) -> tuple[str, str]:

@@ -6,7 +6,7 @@ Each names the key and what to do about it.
 
 from __future__ import annotations
 
-from hamieks import cost
+from hamieks import catalog, cost, versions
 from hamieks.config.settings import Settings
 from hamieks.config.values import config_key
 
@@ -42,6 +42,12 @@ def risks(settings: Settings, estimate: cost.CostEstimate | None) -> list[str]:
                 line.variable for line in estimate.lines if line.item.startswith(f"{group.name} nodes")):
             found.append(f"{key}: SPOT is priced at the on-demand rate (an upper bound; Spot prices vary by "
                          f"zone and hour); with AWS credentials `plan --prices live` uses the Spot price history")
+    if (ended := versions.END_OF_STANDARD_SUPPORT.get(settings.kubernetes_version)) is not None:
+        newer = [v for v in versions.EKS_KUBERNETES_VERSIONS if v not in versions.END_OF_STANDARD_SUPPORT]
+        found.append(f"{config_key('kubernetesVersion')}: {settings.kubernetes_version} left EKS standard support on "
+                     f"{ended}; in extended support the control plane costs about six times the plan's "
+                     f"${catalog.EKS_CONTROL_PLANE_USD_PER_HOUR:.2f}/hour; upgrade to {', '.join(newer)} (one minor "
+                     f"per `up`)")
     if OPEN_TO_THE_WORLD in settings.public_access_cidrs:
         found.append(f"{config_key('publicAccessCidrs')}: the cluster's API endpoint is reachable from any address "
                      f"(still behind IAM authentication); list your office/VPN/CI CIDRs instead")
