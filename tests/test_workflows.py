@@ -103,7 +103,9 @@ def test_actions_are_pinned_and_dependencies_installed(name):
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
             line = next(line for line in lines if f"uses: {step['uses']}" in line)
             assert re.search(r"# v\d+\.\d+\.\d+$", line), line
-    assert "python -m pip install -r requirements.txt" in commands(doc)
+    install = ".venv/bin/python -m pip install --require-hashes -r requirements.lock"
+    assert any(install in command for command in commands(doc)), commands(doc)
+    assert not any(re.search(r"pip install (?!--require-hashes)", command) for command in commands(doc))
 
 
 def test_preview_comments_the_plan_on_pull_requests():
