@@ -83,7 +83,8 @@ def test_unknown_model_offline_is_unknown_fast(tmp_path: Path, monkeypatch: pyte
     assert found is None and time.monotonic() - start < 1
     result = budget.fit(service("nobody-here/no-such-model", ()), A10G_45, catalog.A10G, found)
     assert result.to_dict() == {"service": "svc", "model": "nobody-here/no-such-model", "verdict": "unknown",
-                                "budgetMiB": int(A10G_45 * 0.9), "weightsMiB": None, "kvCacheTokens": None,
+                                "budgetMiB": int(A10G_45 * 0.92), "weightsMiB": None, "kvCacheTokens": None,
+                                "kvCacheTokensRange": None,
                                 "reason": result.reason}
 
 

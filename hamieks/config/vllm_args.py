@@ -213,7 +213,7 @@ def int_option(parsed: VllmArgs, name: str) -> int | None:
     raw = parsed.value(name)
     if raw is None:
         return None
-    if name == "--max-model-len" and raw.strip().lower() == "auto":
+    if name == "--max-model-len" and raw.strip().lower() in ("auto", "-1"):
         # vllm/engine/arg_utils.py: `--max-model-len -1` or `auto` fits the length to the KV cache.
         return AUTO_MAX_MODEL_LEN
     return parse_size(raw)
