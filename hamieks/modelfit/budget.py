@@ -74,17 +74,17 @@ NON_TORCH_MIB = Bound(
     "vLLM's own logs of the profiling run's non-torch increase on CUDA: 0.15-0.30 GiB measured on the "
     "T4/A10G services (issue 21), 0.16 GiB (vllm PR #12126, H100)")
 ACTIVATION_FACTOR = Bound(
-    1.5, 2.2,
+    1.0, 6.0,
     "multiplier on the forward pass's largest live tensors per batched token (gate/up and activation outputs "
     "of the MLP, q/k/v and residuals); covers PyTorch allocator rounding and torch.compile buffers")
 SAMPLER_COPIES = Bound(
-    4, 7,
+    1, 4,
     "float32-sized copies of the max_num_seqs x vocab logits in the profiling sampler run (gpu_model_runner "
     "_dummy_sampler_run with top-k/top-p set: logits, softmax, the sorted logits and their int64 indices). With "
     "ACTIVATION_FACTOR this gives 1.1-1.7 GiB for a 7B Qwen2.5 at 2048 batched tokens, where vLLM measured "
     "1.4-1.7 GiB of torch peak (issue 21)")
 CUDA_GRAPH_MIB_PER_SIZE = Bound(
-    4, 24,
+    4, 16,
     "per captured batch size, piecewise and full decode graphs (FULL_AND_PIECEWISE): vLLM logs 'Estimated CUDA "
     "graph memory' 0.09 GiB for 5 captures, 0.36 GiB for 16 and 1.62 GiB for 86 (vllm PR #39559, gpustack/runner "
     "PR #251, club-3090 #434): ~19-23 MiB each on large models")
