@@ -302,8 +302,9 @@ def fit(service: vllm_args.ServiceLike, granted_mib: int, gpu: catalog.GpuModel,
                         f"(>= {CUDA_CONTEXT_MIB.low:g} MiB), so vLLM finds less free memory than it wants and refuses "
                         f"to start; lower --gpu-memory-utilization", settings.max_model_len, concurrent))
 
-    kv_range = f"KV cache {high_tokens}-{low_tokens} tokens" if high_tokens != low_tokens else \
-        f"KV cache {high_tokens} tokens"
+    # The headline (HIGH overheads) first; the range runs to what the LOW overheads would leave.
+    kv_range = f"KV cache {high_tokens} tokens (range {high_tokens}-{low_tokens})" if high_tokens != low_tokens \
+        else f"KV cache {high_tokens} tokens"
     sequences = f"{concurrent} of {settings.max_num_seqs} --max-num-seqs sequences of {settings.max_model_len} tokens"
     if high_tokens < need_blocks * KV_BLOCK_TOKENS:
         return most(ModelFit(label, service.model, TIGHT, budget, weights, high_tokens,
