@@ -154,9 +154,9 @@ def test_a_length_between_the_high_and_low_estimates_is_tight_and_only_that() ->
     assert t4_fit(most + 32).verdict == budget.NO
 
 
-def test_the_high_overheads_bound_the_measured_activation_peak() -> None:
+def test_the_range_spans_the_measured_spread_of_the_overheads() -> None:
     # Issue 21: vLLM measured 1.4-1.7 GiB of activation + sampler peak on a 7B at 2048 batched tokens,
-    # and 0.15-0.30 GiB non-torch: HIGH must cover the top, LOW must stay under the bottom.
+    # and 0.15-0.30 GiB non-torch: the range is at least that wide, and the non-torch bounds hold them.
     model = known("Qwen/Qwen2.5-7B-Instruct-AWQ")
     args = service(model.repo, DEMO_AWQ_ARGS)
     low = budget.fit(args, A10G_45, catalog.A10G, model)
@@ -370,11 +370,7 @@ def test_stack_report_and_preflight_message() -> None:
     settings = load_settings(stackfiles.load_stack_config(stackfiles.project_dir_default(), "demo"))
     fits = report.model_fits(settings, lookup=lambda repo: hub.lookup(repo, use_network=False))
     assert [f.service for f in fits] == [s.name for s in settings.services]
-    assert report.misfits(fits) == []
-    # The 7B AWQ checkpoint in 45% of an A10G at 0.65 holds a 2048-token sequence only with the LOW
-    # overheads (issue 21's recalibration): tight, a warning, not a refusal.
-    (warning,) = report.format_warnings(fits)
-    assert warning.startswith("vllm-a10g-qwen25-7b-awq (Qwen/Qwen2.5-7B-Instruct-AWQ) is tight")
+    assert report.misfits(fits) == [] and report.format_warnings(fits) == []
     only = report.model_fits(settings, ["vllm-t4-qwen25-1-5b"], lookup=lambda repo: None)
     assert [f.verdict for f in only] == ["unknown"] and "unknown" in report.format_warnings(only)[0]
     bad = [budget.fit(service("Qwen/Qwen2.5-1.5B-Instruct", ("--gpu-memory-utilization", "0.5")), 4000,

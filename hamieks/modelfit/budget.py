@@ -70,21 +70,28 @@ CUDA_CONTEXT_MIB = Bound(
     "loading (CUDA 12/13): ~300 MiB on T4/A10G; HIGH adds cuBLAS/cuBLASLt handles and the distributed init vLLM "
     "does before its memory snapshot (gpu_worker.Worker.init_device)")
 NON_TORCH_MIB = Bound(
-    150, 310,
+    128, 310,
     "vLLM's own logs of the profiling run's non-torch increase on CUDA: 0.15-0.30 GiB measured on the "
-    "T4/A10G services (issue 21), 0.16 GiB (vllm PR #12126, H100)")
+    "T4/A10G services (issue 21), 0.16 GiB (vllm PR #12126, H100), 0.13 GiB (vllm-ascend PR #8289); LOW stays "
+    "under the 0.56 GiB that a published A100 startup left for activations, sampler and non-torch together "
+    "(tests/test_modelfit_calibration.py)")
+TP_NON_TORCH_MIB = Bound(
+    0, 768,
+    "added with tensor parallelism: NCCL communicator buffers (and custom all-reduce's, where it runs). A "
+    "published TP=2 A100 startup left ~1.5 GiB of non-KV overhead per rank where one GPU left 0.56 GiB "
+    "(tests/test_modelfit_calibration.py)")
 ACTIVATION_FACTOR = Bound(
-    1.0, 6.0,
+    1.0, 2.5,
     "multiplier on the forward pass's largest live tensors per batched token (gate/up and activation outputs "
-    "of the MLP, q/k/v and residuals); covers PyTorch allocator rounding and torch.compile buffers")
+    "of the MLP, q/k/v and residuals); covers PyTorch allocator rounding and torch.compile buffers. Calibrated "
+    "on published startups (tests/test_modelfit_calibration.py): a dense 7B at 2048 batched tokens and 256 "
+    "sequences left 0.56 GiB for activations, sampler and non-torch together on an A100")
 SAMPLER_COPIES = Bound(
-    1, 4,
+    1, 2,
     "float32-sized copies of the max_num_seqs x vocab logits in the profiling sampler run (gpu_model_runner "
-    "_dummy_sampler_run with top-k/top-p set: logits, softmax, the sorted logits and their int64 indices). With "
-    "ACTIVATION_FACTOR this gives 1.1-1.7 GiB for a 7B Qwen2.5 at 2048 batched tokens, where vLLM measured "
-    "1.4-1.7 GiB of torch peak (issue 21)")
+    "_dummy_sampler_run): the logits, and the softmax / top-p sort copy of the PyTorch-native sampler")
 CUDA_GRAPH_MIB_PER_SIZE = Bound(
-    4, 16,
+    4, 24,
     "per captured batch size, piecewise and full decode graphs (FULL_AND_PIECEWISE): vLLM logs 'Estimated CUDA "
     "graph memory' 0.09 GiB for 5 captures, 0.36 GiB for 16 and 1.62 GiB for 86 (vllm PR #39559, gpustack/runner "
     "PR #251, club-3090 #434): ~19-23 MiB each on large models")
@@ -111,15 +118,20 @@ MARLIN_GROUP_SIZES = (-1, 32, 64, 128)  # marlin_utils.MARLIN_SUPPORTED_GROUP_SI
 # from) is below nvidia-smi's memory.total (catalog.GpuModel.memory_mib): the driver keeps the
 # difference. Published torch.cuda.get_device_properties(0).total_memory readings: T4 14930 MiB with
 # a 2025 driver (15079-15109 MiB with older ones; the newer figure, the pinned image needs driver
-# 580), A10G 22587 MiB, H100 80GB HBM3 81089 MiB (81082-81090). Other GPUs: nvidia-smi's figure less
-# the largest gap measured here (H100's 470 MiB).
-CUDA_VISIBLE_MIB = {"T4": 14930, "A10G": 22587, "H100": 81089}
+# 580), A10G 22587 MiB, H100 80GB HBM3 81089 MiB (81082-81090), A100-SXM4-40GB 40536 MiB (Paddle's
+# get_device_properties docs). Other GPUs: nvidia-smi's figure less the largest gap measured here
+# (H100's 470 MiB).
+CUDA_VISIBLE_MIB = {"Tesla T4": 14930, "NVIDIA A10G": 22587, "NVIDIA H100 80GB HBM3": 81089,
+                    "NVIDIA A100-SXM4-40GB": 40536,
+                    # Derived from two published startups of one A100 80GB server at utilization 0.25
+                    # and 0.5 (same weights and overheads, KV 5.01 vs 24.83 GiB: 0.25 x total = 19.82 GiB).
+                    "NVIDIA A100-SXM4-80GB": 81184}
 UNMEASURED_DRIVER_RESERVE_MIB = 470
 
 
 def cuda_visible_mib(gpu: catalog.GpuModel) -> int:
     """The total a process on the whole GPU sees (and vLLM multiplies by the utilization)."""
-    return CUDA_VISIBLE_MIB.get(gpu.short, gpu.memory_mib - UNMEASURED_DRIVER_RESERVE_MIB)
+    return CUDA_VISIBLE_MIB.get(gpu.name, gpu.memory_mib - UNMEASURED_DRIVER_RESERVE_MIB)
 
 
 @dataclass(frozen=True)
@@ -224,7 +236,8 @@ def _overhead_mib(settings: _Settings, facts: ModelFacts, high: bool) -> float:
     if settings.plain_awq and tokens >= AWQ_DEQUANT_MIN_TOKENS:
         dequant = facts.hidden_size * 2 * facts.intermediate_size * 2 // tp  # merged gate_up weight in float16
     graphs = _capture_sizes(settings) * pick(CUDA_GRAPH_MIB_PER_SIZE)
-    return (activation + sampler + dequant) / MIB + pick(NON_TORCH_MIB) + graphs
+    non_torch = pick(NON_TORCH_MIB) + (pick(TP_NON_TORCH_MIB) if tp > 1 else 0)
+    return (activation + sampler + dequant) / MIB + non_torch + graphs
 
 
 def _kv_tokens(kv_bytes_free: float, page_bytes: int) -> int:
