@@ -377,3 +377,18 @@ def test_stack_report_and_preflight_message() -> None:
                       catalog.T4, known("Qwen/Qwen2.5-1.5B-Instruct"), name="small")]
     message = report.format_misfits(bad, "demo")
     assert "small (Qwen/Qwen2.5-1.5B-Instruct)" in message and "hami-eks:allowModelMisfit" in message
+
+
+def test_plan_json_models_carry_the_headline_and_the_range(capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from hamieks import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli.main(["plan", "--stack", "demo", "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)["models"]
+    assert [m["service"] for m in models] == ["vllm-t4-qwen25-1-5b", "vllm-a10g-mistral7b-awq",
+                                             "vllm-a10g-qwen25-7b-awq"]
+    for entry in models:
+        fewest, most = entry["kvCacheTokensRange"]
+        assert entry["kvCacheTokens"] == fewest < most
+        assert f"KV cache {fewest} tokens (range {fewest}-{most})" in entry["reason"]
