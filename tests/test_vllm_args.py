@@ -113,19 +113,49 @@ def test_tensor_parallelism_needs_disable_custom_all_reduce_under_hami() -> None
     assert problems(("--tensor-parallel-size", "2", "--disable-custom-all-reduce"), gpus=2) == []
 
 
-def test_bf16_and_marlin_need_ampere() -> None:
+def test_bf16_needs_ampere_but_marlin_runs_from_turing() -> None:
     assert "--dtype half" in problems(("--dtype", "bfloat16"))[0][1]
-    assert "--quantization awq on this GPU" in problems(("--quantization", "awq_marlin"))[0][1]
+    # vLLM's marlin_utils.query_marlin_supported_quant_types supports compute 7.5: the T4 runs Marlin.
+    for quantization in ("awq_marlin", "gptq_marlin", "marlin", "awq", "gptq"):
+        assert problems(("--quantization", quantization)) == [], quantization
     assert problems(("--dtype", "bfloat16", "--quantization", "awq_marlin"), gpu=catalog.A10G) == []
+    # Below 7.5 (a V100) Marlin has no kernels; the message says so beside the image's own refusal.
+    on_volta = [message for _, message in problems(("--quantization", "awq_marlin"), gpu=catalog.V100_32)]
+    assert any("needs compute 7.5+ (Marlin kernels)" in message for message in on_volta)
 
 
 # ---- warnings ---------------------------------------------------------------------------------------
 
-def test_forced_awq_kernel_warns_where_marlin_runs() -> None:
-    awq = service(DEMO_AWQ_ARGS, "solidrust/Mistral-7B-Instruct-v0.3-AWQ")
-    (warning,) = vllm_args.warnings(awq, catalog.A10G)
-    assert "awq_marlin" in warning and "remove it" in warning
-    assert vllm_args.warnings(awq, catalog.T4) == []  # no Marlin on compute 7.5: plain awq is right
+def test_quantization_awq_is_an_alias_that_runs_marlin_so_no_slow_kernel_warning() -> None:
+    # auto_awq.py AutoAWQConfig.override_quantization_method takes "awq" like "awq_marlin".
+    for gpu in (catalog.T4, catalog.A10G, catalog.L4):
+        for quantization in ("awq", "gptq"):
+            svc = service(("--quantization", quantization, "--dtype", "half"), "solidrust/Mistral-7B-Instruct-v0.3-AWQ")
+            assert vllm_args.warnings(svc, gpu) == [], (gpu.short, quantization)
+
+
+def test_every_kv_cache_dtype_of_the_pinned_vllm_is_accepted() -> None:
+    # vllm/config/cache.py CacheDType at the pinned version.
+    pinned = ("auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla", "nvfp4_ds_mla",
+              "turboquant_k8v4", "turboquant_4bit_nc", "turboquant_k3v4_nc", "turboquant_3bit_nc",
+              "int4_per_token_head", "int8_per_token_head", "fp8_per_token_head", "nvfp4", "nvfp4_4over6")
+    assert set(vllm_args.KV_CACHE_DTYPE_BYTES) == set(pinned)
+    for dtype in pinned:
+        assert problems(("--kv-cache-dtype", dtype)) == [], dtype
+    assert vllm_args.KV_CACHE_DTYPE_BYTES["int8_per_token_head"] == 1
+    assert vllm_args.KV_CACHE_DTYPE_BYTES["nvfp4"] == 0.5 + 1 / 16  # 4-bit values, one fp8 scale per 16
+
+
+def test_max_model_len_auto_and_minus_one_are_accepted() -> None:
+    for value in ("auto", "-1", "AUTO"):
+        assert problems(("--max-model-len", value)) == [], value
+    assert vllm_args.int_option(vllm_args.parse(["--max-model-len", "auto"]), "--max-model-len") == -1
+    assert problems(("--max-model-len", "-2"))[0][1].startswith("--max-model-len")
+
+
+def test_default_gpu_memory_utilization_is_the_pinned_vllms() -> None:
+    # vllm/config/cache.py CacheConfig.gpu_memory_utilization default at v0.33.
+    assert vllm_args.gpu_memory_utilization(vllm_args.parse([])) == 0.92
 
 
 def test_bf16_model_with_dtype_auto_on_t4_warns() -> None:

@@ -9,9 +9,14 @@ Sources (vLLM, the release line of versions.VLLM_IMAGE):
   (underscores are normalised to dashes) and `--opt=value` equals `--opt value`.
 - argparse semantics: an option given twice silently keeps the LAST value; an extra positional
   after the model is "unrecognized arguments" and the server exits.
-- vllm/model_executor/layers/quantization/awq_marlin.py `AWQMarlinConfig.get_min_capability`
-  (80) and `override_quantization_method`: a Marlin-compatible AWQ checkpoint runs on the fast
-  Marlin kernel unless `--quantization awq` forces the old one (same for gptq / gptq_marlin).
+- vllm/model_executor/layers/quantization/auto_awq.py `AutoAWQConfig.override_quantization_method`
+  (and auto_gptq.py `AutoGPTQConfig`, the same): an AWQ (GPTQ) checkpoint given no `--quantization`,
+  or `awq`, `awq_marlin`, `marlin` (`gptq`, `gptq_marlin`, `marlin`), loads as `auto_awq`
+  (`auto_gptq`), whose `get_quant_method` picks the Marlin kernel on CUDA when
+  utils/marlin_utils.py `check_marlin_supported` says so: `query_marlin_supported_quant_types` returns
+  nothing below compute 7.5, so Marlin runs from the T4 up (`AutoAWQConfig.get_min_capability` 75).
+  `--quantization awq` is therefore an alias, not the old slow kernel (vLLM main at commit
+  2211d887, the stored source closest to v0.33.0).
 - vllm/v1/worker/gpu_worker.py `_check_if_gpu_supports_dtype` (platform
   `check_if_supports_dtype`): bfloat16 needs compute capability >= 8.0.
 - HAMi examples/nvidia/vllm_cross_vgpu.yaml: tensor parallelism across HAMi vGPUs needs
@@ -56,8 +61,9 @@ class DtypeFacts(Protocol):
     def torch_dtype(self) -> str: ...
 
 
-# vLLM's own defaults for the options the checks read (vllm/engine/arg_utils.py EngineArgs).
-DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
+# vLLM's own defaults for the options the checks read: vllm/config/cache.py CacheConfig
+# `gpu_memory_utilization: float = Field(default=0.92, ...)` (0.9 before), EngineArgs takes it from there.
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
 DEFAULT_TENSOR_PARALLEL_SIZE = 1
 
 # The port and host the probes, the Service and the NetworkPolicy are built for
@@ -101,10 +107,17 @@ ALIASES = {
 }
 
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
-# vllm/config/cache.py CacheDType: "auto" follows the model dtype, every fp8 variant is one byte.
-KV_CACHE_DTYPE_BYTES = {
-    "auto": None, "bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1,
-    "fp8_inc": 1, "fp8_ds_mla": 1,
+# vllm/config/cache.py `CacheDType` (every value it lists) -> bytes per cached element. "auto"
+# follows the model dtype. vllm/utils/torch_utils.py STR_DTYPE_TO_TORCH_DTYPE stores the fp8 and
+# per-token-head variants in one-byte tensors (int8/uint8/float8); the 4-bit ones pack two values a
+# byte, NVFP4 adding one fp8 scale per 16 values (0.5 + 1/16); turboquant_k8v4 is 8-bit K + 4-bit V,
+# k3v4 3-bit K + 4-bit V. Per-token-head scales (one float32 per token and head) are left out: under
+# 4% of a 128-wide head.
+KV_CACHE_DTYPE_BYTES: dict[str, float | None] = {
+    "auto": None, "float16": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1,
+    "fp8_ds_mla": 1, "nvfp4_ds_mla": 0.5625, "turboquant_k8v4": 0.75, "turboquant_4bit_nc": 0.5,
+    "turboquant_k3v4_nc": 0.4375, "turboquant_3bit_nc": 0.375, "int4_per_token_head": 0.5,
+    "int8_per_token_head": 1, "fp8_per_token_head": 1, "nvfp4": 0.5625, "nvfp4_4over6": 0.5625,
 }
 
 # The oldest GPU architecture the current vLLM images carry kernels for. vLLM's CMake builds
@@ -112,8 +125,9 @@ KV_CACHE_DTYPE_BYTES = {
 # (pytorch/pytorch#172352), so neither the plain (CUDA 13) tag nor the -cu129 variant of
 # versions.VLLM_IMAGE runs on a V100 (compute 7.0). See ../shared/docs/DESIGN.md §3 (vLLM).
 MIN_COMPUTE_CAPABILITY = (7, 5)
-# Marlin kernels (awq_marlin, gptq_marlin, marlin): AWQMarlinConfig.get_min_capability() == 80.
-MARLIN_MIN_COMPUTE_CAPABILITY = (8, 0)
+# Marlin kernels (awq_marlin, gptq_marlin, marlin, and what awq / gptq resolve to): marlin_utils
+# `query_marlin_supported_quant_types` supports compute 7.5+ (AutoAWQConfig.get_min_capability 75).
+MARLIN_MIN_COMPUTE_CAPABILITY = (7, 5)
 BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
 
 # A Hugging Face repo id: "org/name", letters, digits, '-', '_', '.', at most 96 characters
@@ -203,11 +217,17 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+AUTO_MAX_MODEL_LEN = -1
+
+
 def int_option(parsed: VllmArgs, name: str) -> int | None:
     """The option's value as an int (None when absent); ValueError when it is not one."""
     raw = parsed.value(name)
     if raw is None:
         return None
+    if name == "--max-model-len" and raw.strip().lower() in ("auto", "-1"):
+        # vllm/engine/arg_utils.py: `--max-model-len -1` or `auto` fits the length to the KV cache.
+        return AUTO_MAX_MODEL_LEN
     return parse_size(raw)
 
 
@@ -320,6 +340,18 @@ def _value_problems(parsed: VllmArgs) -> list[tuple[str, str]]:
     return found
 
 
+def model_parallel_size(parsed: VllmArgs) -> tuple[int, int]:
+    """(tensor, pipeline) parallel sizes: what splits the weights and the KV cache of one model copy
+    (vllm ParallelConfig.world_size = tp x pp; data parallelism runs whole copies)."""
+    sizes = []
+    for name in ("--tensor-parallel-size", "--pipeline-parallel-size"):
+        try:
+            sizes.append(max(int_option(parsed, name) or 1, 1))
+        except ValueError:  # reported by _value_problems
+            sizes.append(1)
+    return sizes[0], sizes[1]
+
+
 def parallel_size(parsed: VllmArgs) -> int:
     """GPUs one server uses: tensor x pipeline x data parallel (vllm ParallelConfig.world_size * dp)."""
     size = 1
@@ -353,9 +385,9 @@ def _gpu_problems(parsed: VllmArgs, gpu: catalog.GpuModel, gpus_per_pod: int) ->
                               "vllm_cross_vgpu.yaml): add it to args"))
     quantization = parsed.value("--quantization")
     if quantization in ("awq_marlin", "gptq_marlin", "marlin") and capability < MARLIN_MIN_COMPUTE_CAPABILITY:
-        found.append(("args", f"--quantization {quantization} needs compute 8.0+ (Marlin kernels), but "
-                              f"{gpu.short} is {gpu.compute_capability}; use --quantization "
-                              f"{quantization.replace('_marlin', '').replace('marlin', 'gptq')} on this GPU"))
+        found.append(("args", f"--quantization {quantization} needs compute "
+                              f"{'.'.join(map(str, MARLIN_MIN_COMPUTE_CAPABILITY))}+ (Marlin kernels), but "
+                              f"{gpu.short} is {gpu.compute_capability}; leave --quantization out on this GPU"))
     if parsed.value("--dtype") == "bfloat16" and capability < BF16_MIN_COMPUTE_CAPABILITY:
         found.append(("args", f"--dtype bfloat16 needs compute 8.0+ and {gpu.short} is {gpu.compute_capability}: "
                               f"vLLM refuses to start; use --dtype half"))
@@ -370,11 +402,8 @@ def warnings(service: ServiceLike, gpu: catalog.GpuModel, facts: DtypeFacts | No
     found: list[str] = []
     parsed = parse(service.args)
     capability = _capability(gpu)
-    quantization = parsed.value("--quantization")
-    if quantization in ("awq", "gptq") and capability >= MARLIN_MIN_COMPUTE_CAPABILITY:
-        found.append(f"--quantization {quantization} forces the slow {quantization.upper()} kernel on {gpu.short} "
-                     f"(compute {gpu.compute_capability}); vLLM picks the faster {quantization}_marlin kernel by "
-                     f"itself when the flag is absent: remove it (or use --quantization {quantization}_marlin)")
+    # No warning for `--quantization awq` / `gptq`: at the pinned vLLM they resolve to auto_awq /
+    # auto_gptq, which run Marlin wherever it can (module docstring).
     dtype = parsed.value("--dtype") or "auto"
     if (facts is not None and dtype == "auto" and facts.torch_dtype == "bfloat16"
             and capability < BF16_MIN_COMPUTE_CAPABILITY):

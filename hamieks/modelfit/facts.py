@@ -65,11 +65,31 @@ class ModelFacts:
     quantization: Quantization | None = None
     tie_word_embeddings: bool = False
     notes: tuple[str, ...] = field(default=())
+    # Multi-head latent attention (DeepSeek-V2/V3, config.json kv_lora_rank): the cache holds one
+    # compressed latent per token and layer instead of K and V per head.
+    kv_lora_rank: int | None = None
+    qk_rope_head_dim: int = 0
 
-    def kv_bytes_per_token(self, kv_dtype_bytes: int) -> int:
-        """K and V for every layer: 2 x layers x kv_heads x head_dim x bytes (vLLM's AttentionSpec
-        page size per token, vllm/v1/kv_cache_interface.py)."""
-        return 2 * self.num_hidden_layers * self.num_key_value_heads * self.head_dim * kv_dtype_bytes
+    @property
+    def is_mla(self) -> bool:
+        return bool(self.kv_lora_rank)
+
+    def kv_bytes_per_token(self, kv_dtype_bytes: float, tensor_parallel: int = 1, pipeline_parallel: int = 1) -> int:
+        """KV-cache bytes one token takes on one GPU (vllm/v1/kv_cache_interface.py page sizes).
+
+        Standard attention (`FullAttentionSpec`): K and V, 2 x layers x kv_heads x head_dim x bytes,
+        with each tensor-parallel rank holding max(1, kv_heads // tp) heads (vllm/config/model.py
+        `ModelConfig.get_num_kv_heads`: KV heads are replicated when there are fewer than ranks).
+        MLA (`MLAAttentionSpec`, built by vllm/model_executor/layers/attention/mla_attention.py
+        `get_kv_cache_spec` with num_kv_heads=1 and head_size = kv_lora_rank + qk_rope_head_dim): one
+        latent "head" per token and layer, the same on every tensor-parallel rank.
+        Pipeline parallelism gives each rank ceil(layers / pp) layers.
+        """
+        layers = -(-self.num_hidden_layers // max(pipeline_parallel, 1))
+        if self.kv_lora_rank:
+            return int(layers * (self.kv_lora_rank + self.qk_rope_head_dim) * kv_dtype_bytes)
+        heads = max(1, self.num_key_value_heads // max(tensor_parallel, 1))
+        return int(2 * layers * heads * self.head_dim * kv_dtype_bytes)
 
     def weights_bytes(self, serving_dtype_bytes: int) -> int:
         """GPU bytes of the weights once loaded: float tensors in the serving dtype, the rest as stored."""
@@ -141,6 +161,8 @@ def from_config(repo: str, config: Mapping[str, Any], parameter_bytes: Mapping[s
         quantization=_quantization(config),
         tie_word_embeddings=bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))),
         notes=notes,
+        kv_lora_rank=int(text["kv_lora_rank"]) if text.get("kv_lora_rank") else None,
+        qk_rope_head_dim=int(text.get("qk_rope_head_dim") or 0),
     )
 
 
