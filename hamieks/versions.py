@@ -30,3 +30,11 @@ KUBE_SCHEDULER_TAGS = {
     "1.35": "v1.35.6",
     "1.36": "v1.36.2",
 }
+
+# kube-prometheus-stack (prometheus-community/helm-charts): the Prometheus operator and its CRDs,
+# Prometheus, Grafana, kube-state-metrics and node-exporter (hamieks/kube/monitoring.py). 81.6.2
+# is the release of 2026-02-11 (renovate bump in fullstackjam/k8s-gitops PR #304,
+# kubernetes/system/monitoring-system/Chart.yaml); the values keys used are those of its values.yaml.
+KUBE_PROMETHEUS_STACK_CHART_NAME = "kube-prometheus-stack"
+KUBE_PROMETHEUS_STACK_CHART_VERSION = "81.6.2"
+KUBE_PROMETHEUS_STACK_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
