@@ -1,0 +1,187 @@
+"""hami-eks:monitoring: what the program registers (under mocks), the HAMi and NetworkPolicy
+changes it brings, and the system-node sizing that counts the monitoring pods."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import selector_matches, stack_settings
+from pulumi_harness import run_program
+
+from hamieks import cost, versions
+from hamieks.config.conventions import SYSTEM_NODE_LABEL
+from hamieks.kube import hami_values, monitoring, workloads
+from hamieks.kube import monitoring_metrics as names
+from hamieks.modelfit import report as modelfit_report
+from hamieks.scheduling import allocatable, placement
+from hamieks.sizing import system_nodes
+from hamieks.sizing.system_nodes import SystemPod
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+DASHBOARD_NAMES = {"hami-eks-slices", "hami-eks-gpu-nodes", "hami-eks-vllm", "hami-eks-plan-vs-reality"}
+
+
+@pytest.fixture(scope="module")
+def demo_run():
+    return run_program("demo")
+
+
+def _release(run, chart: str):
+    return next(r for r in run.of_type(RELEASE) if r.inputs["chart"] == chart)
+
+
+def test_demo_registers_the_monitoring_stack_before_hami(demo_run):
+    kps = _release(demo_run, "kube-prometheus-stack")
+    assert kps.inputs["version"] == versions.KUBE_PROMETHEUS_STACK_CHART_VERSION
+    assert kps.inputs["repositoryOpts"]["repo"] == "https://prometheus-community.github.io/helm-charts"
+    assert kps.inputs["namespace"] == "monitoring"
+    assert kps.inputs["values"]["crds"] == {"enabled": True}
+    # HAMi's chart renders its ServiceMonitors only when the CRDs exist: HAMi waits for them,
+    # and its values switch them on.
+    hami = _release(demo_run, "hami")
+    assert demo_run.depends_on(hami, kps)
+    assert hami.inputs["values"]["prometheus"] == {"enabled": True}
+    assert {r.type for r in demo_run.resources} >= {"hami-eks:monitoring:Monitoring", SERVICE_MONITOR, PROMETHEUS_RULE}
+
+
+def test_the_server_scrape_waits_for_the_crds_and_the_servers(demo_run):
+    monitor = demo_run.of_type(SERVICE_MONITOR)[0]
+    kps = _release(demo_run, "kube-prometheus-stack")
+    namespace = next(r for r in demo_run.of_type("kubernetes:core/v1:Namespace") if r.inputs["metadata"]["name"] == "llm")
+    assert demo_run.depends_on(monitor, kps) and demo_run.depends_on(monitor, namespace)
+    spec = monitor.inputs["spec"]
+    assert monitor.inputs["metadata"]["namespace"] == "llm"
+    assert spec["endpoints"] == [{"port": "http", "path": "/metrics", "interval": monitoring.SCRAPE_INTERVAL}]
+    # It selects every model server Service, whose "http" port is vLLM's 8000.
+    services = demo_run.of_type("kubernetes:core/v1:Service")
+    assert services
+    for service in services:
+        assert selector_matches(spec["selector"], service.inputs["metadata"]["labels"])
+        assert {"name": "http", "port": 8000, "targetPort": 8000, "protocol": "TCP"} in service.inputs["spec"]["ports"]
+
+
+def test_dashboards_are_sidecar_config_maps_carrying_the_plan(demo_run):
+    maps = {r.inputs["metadata"]["name"]: r for r in demo_run.of_type(CONFIG_MAP)}
+    assert set(maps) == DASHBOARD_NAMES
+    kps = _release(demo_run, "kube-prometheus-stack")
+    for name, config_map in maps.items():
+        meta = config_map.inputs["metadata"]
+        assert meta["namespace"] == "monitoring" and meta["labels"]["grafana_dashboard"] == "1"
+        assert demo_run.depends_on(config_map, kps)
+        model = json.loads(config_map.inputs["data"][f"{name}.json"])
+        assert model["uid"] == name and model["panels"]
+    # The plan-vs-reality dashboard states what `hami-eks plan` computed for this stack.
+    settings = stack_settings("demo", prices="recorded")
+    plan = placement.plan(settings, prices=cost.recorded_price)
+    fits = modelfit_report.model_fits(settings)
+    text = maps["hami-eks-plan-vs-reality"].inputs["data"]["hami-eks-plan-vs-reality.json"]
+    assert f"vector({plan.estimated_hourly_cost_usd})" in text
+    for svc in settings.services:
+        slice_mib = {p.memory_mib for p in plan.placements if p.service == svc.name}
+        assert len(slice_mib) == 1 and f"vector({slice_mib.pop() * 1024 * 1024})" in text, svc.name
+        tokens = next(f.kv_cache_tokens for f in fits if f.service == svc.name)
+        assert tokens and f"vector({tokens})" in text, svc.name
+
+
+def test_rules_and_dashboards_reach_grafana_and_prometheus(demo_run):
+    values = _release(demo_run, "kube-prometheus-stack").inputs["values"]
+    sidecar = values["grafana"]["sidecar"]["dashboards"]
+    assert (sidecar["label"], sidecar["labelValue"]) == ("grafana_dashboard", "1")
+    assert sidecar["searchNamespace"] == "monitoring"
+    spec = values["prometheus"]["prometheusSpec"]
+    # Prometheus must select HAMi's and our monitors and rules, which carry no release label.
+    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["ruleSelectorNilUsesHelmValues"] is False
+    rule = demo_run.of_type(PROMETHEUS_RULE)[0]
+    assert rule.inputs["metadata"]["namespace"] == "monitoring"
+    assert {r["alert"] for g in rule.inputs["spec"]["groups"] for r in g["rules"]} == {
+        "HamiSliceMemoryNearLimit", "VllmKvCacheSaturated", "HamiPodPending", "HamiSchedulerDown",
+        "HamiDevicePluginDown", "ModelServerDown"}
+
+
+def test_monitoring_pods_run_on_the_system_nodes_with_requests_and_limits():
+    values = monitoring.release_values(stack_settings("demo"))
+    pods = {
+        "operator": values["prometheusOperator"],
+        "prometheus": values["prometheus"]["prometheusSpec"],
+        "grafana": values["grafana"],
+        "kube-state-metrics": values["kube-state-metrics"],
+        "node-exporter": values["prometheus-node-exporter"],
+    }
+    for name, pod in pods.items():
+        assert pod["nodeSelector"] == SYSTEM_NODE_LABEL.as_dict(), name
+        assert set(pod["resources"]["requests"]) == {"cpu", "memory"} and "memory" in pod["resources"]["limits"], name
+    # No well-known Grafana password: the chart generates one into its Secret.
+    assert values["grafana"]["adminPassword"] == ""
+    assert values["alertmanager"] == {"enabled": False}
+
+
+def _mebi(quantity: str) -> int:
+    assert quantity.endswith("Mi"), quantity
+    return int(quantity[:-2])
+
+
+def test_system_node_sizing_counts_what_the_monitoring_values_request():
+    values = monitoring.release_values(stack_settings("demo"))
+    requested = [values["prometheusOperator"]["resources"], values["prometheus"]["prometheusSpec"]["resources"],
+                 values["prometheusOperator"]["prometheusConfigReloader"]["resources"], values["grafana"]["resources"],
+                 values["grafana"]["sidecar"]["resources"], values["kube-state-metrics"]["resources"],
+                 values["prometheus-node-exporter"]["resources"]]
+    cpu = sum(int(r["requests"]["cpu"].rstrip("m")) for r in requested)
+    memory = sum(_mebi(r["requests"]["memory"]) for r in requested)
+    on = system_nodes.system_pods(stack_settings("demo"))
+    off = system_nodes.system_pods(stack_settings("demo", monitoring=False))
+    assert sum(p.cpu_millis for p in on) - sum(p.cpu_millis for p in off) == cpu
+    assert sum(p.memory_mib for p in on) - sum(p.memory_mib for p in off) == memory
+
+
+def test_the_cheapest_system_type_must_also_hold_the_monitoring_pods(monkeypatch):
+    # A base load that leaves a t3.large less room than the monitoring pods need.
+    t3_large = system_nodes.catalog.instance_type("t3.large")
+    monitoring_cpu = sum(p.cpu_millis for p in system_nodes.MONITORING_PODS)
+    base = allocatable.cpu_millis(t3_large) - monitoring_cpu + 1
+    monkeypatch.setattr(system_nodes, "SYSTEM_PODS", (SystemPod("base", base, 256, "test"),))
+    off, _ = system_nodes.cheapest_system_type(stack_settings("demo", monitoring=False), cost.recorded_price)
+    on, _ = system_nodes.cheapest_system_type(stack_settings("demo"), cost.recorded_price)
+    assert off.name == "t3.large"
+    assert allocatable.cpu_millis(on) >= base + monitoring_cpu and on.name != "t3.large"
+
+
+def test_the_serving_network_policy_admits_the_monitoring_namespace_only_when_on():
+    def sources(settings):
+        ingress = workloads.network_policy(settings)["spec"]["ingress"]
+        assert [rule["ports"] for rule in ingress] == [[{"protocol": "TCP", "port": 8000}]]
+        return ingress[0]["from"]
+
+    monitoring_ns = {"kubernetes.io/metadata.name": "monitoring"}
+    on = [s for s in sources(stack_settings("demo")) if "namespaceSelector" in s
+          and selector_matches(s["namespaceSelector"], monitoring_ns)]
+    assert on == [{"namespaceSelector": {"matchLabels": monitoring_ns}}]
+    assert not [s for s in sources(stack_settings("demo", monitoring=False)) if "namespaceSelector" in s
+                and selector_matches(s["namespaceSelector"], monitoring_ns)]
+
+
+def test_monitoring_off_registers_none_of_it():
+    run = run_program("demo", overrides={"hami-eks:monitoring": False})
+    assert [r.inputs["chart"] for r in run.of_type(RELEASE)] == ["hami"]
+    assert not run.of_type(SERVICE_MONITOR) and not run.of_type(PROMETHEUS_RULE) and not run.of_type(CONFIG_MAP)
+    assert "prometheus" not in _release(run, "hami").inputs["values"]
+    assert hami_values.release_values(stack_settings("demo", monitoring=False)).get("prometheus") is None
+
+
+def test_a_non_boolean_monitoring_value_is_a_config_error():
+    run = run_program("demo", overrides={"hami-eks:monitoring": "sometimes"}, expect_error=True)
+    assert "hami-eks:monitoring" in str(run.error)
+    assert not run.resources or all(not r.custom for r in run.resources)
+
+
+def test_metric_names_are_hamis_and_vllms_current_ones():
+    # HAMi v2.10.0's names (cmd/vGPUmonitor/metrics.go), not the legacy ones behind legacyMetrics.
+    assert (names.VGPU_MEMORY_USED, names.VGPU_MEMORY_LIMIT) == ("hami_vgpu_memory_used_bytes",
+                                                                 "hami_vgpu_memory_limit_bytes")
+    # vLLM v1 names; vllm:gpu_cache_usage_perc is gone.
+    assert names.KV_CACHE_USAGE == "vllm:kv_cache_usage_perc"
