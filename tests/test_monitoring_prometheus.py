@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -229,7 +230,7 @@ def kube_state_metrics_text() -> str:
 
 
 class _Exporter(BaseHTTPRequestHandler):
-    scrapes: dict[str, int] = {}
+    scrapes: ClassVar[dict[str, int]] = {}
 
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from hamieks.check import Check, all_ok
 from hamieks.config.settings import Settings
-from hamieks.kube import workloads
+from hamieks.kube import monitoring_metrics, workloads
 from hamieks.scheduling.placement import Plan
-from hamieks.kube import monitoring_metrics
 from hamieks.verify import checks, in_pod, scrapes
 from hamieks.verify.cluster import Cluster
 
