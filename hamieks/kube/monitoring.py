@@ -111,7 +111,9 @@ def release_values(settings: Settings) -> dict[str, Any]:
             "resources": _resources(GRAFANA),
             # Empty: the grafana subchart then generates a random admin password into its Secret
             # (kubectl -n monitoring get secret grafana -o jsonpath='{.data.admin-password}') and
-            # keeps it across upgrades; kube-prometheus-stack's default is a well-known string.
+            # keeps it across upgrades (grafana chart templates/_helpers.tpl "grafana.password":
+            # lookup of the existing Secret, else randAlphaNum 40); kube-prometheus-stack's
+            # default is the well-known "prom-operator". Nothing secret is generated in code.
             "adminPassword": "",
             "persistence": {"enabled": False},
             "sidecar": {

@@ -19,8 +19,10 @@ servicemonitor.yaml) do not set honorLabels, so Prometheus keeps the scrape targ
 `exported_namespace` / `exported_pod` (Prometheus scrape config honor_labels: false). The
 per-pod queries therefore select on the exported_* labels.
 
-vLLM (the pinned image in hamieks.versions; vllm/v1/metrics/loggers.py PrometheusStatLogger.__init__,
-labels model_name and engine): vllm:kv_cache_usage_perc (gauge, 0-1), vllm:num_requests_running /
+vLLM (vllm/v1/metrics/loggers.py PrometheusStatLogger.__init__, labels model_name and engine; read
+on the indexed snapshot of github.com/vllm-project/vllm, since the repository is too large to
+fetch at the pinned tag of hamieks.versions.VLLM_IMAGE here, so re-check on a version bump):
+vllm:kv_cache_usage_perc (gauge, 0-1), vllm:num_requests_running /
 vllm:num_requests_waiting (gauges), vllm:time_to_first_token_seconds (histogram),
 vllm:generation_tokens_total / vllm:prompt_tokens_total (counters). vllm:gpu_cache_usage_perc and
 the time-per-output-token histogram were removed in favour of vllm:kv_cache_usage_perc and
