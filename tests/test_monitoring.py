@@ -4,12 +4,15 @@ changes it brings, and the system-node sizing that counts the monitoring pods.""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
-from helpers import selector_matches, stack_settings
+import yaml
+from fake_kube import FakeKube, blog_cluster, up_series
+from helpers import REPO, selector_matches, stack_settings
 from pulumi_harness import run_program
 
-from hamieks import cost, versions
+from hamieks import cli, cost, versions
 from hamieks.config.conventions import SYSTEM_NODE_LABEL
 from hamieks.kube import hami_values, monitoring, workloads
 from hamieks.kube import monitoring_metrics as names
@@ -17,6 +20,7 @@ from hamieks.modelfit import report as modelfit_report
 from hamieks.scheduling import allocatable, placement
 from hamieks.sizing import system_nodes
 from hamieks.sizing.system_nodes import SystemPod
+from hamieks.verify import checks
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
@@ -185,3 +189,67 @@ def test_metric_names_are_hamis_and_vllms_current_ones():
                                                                  "hami_vgpu_memory_limit_bytes")
     # vLLM v1 names; vllm:gpu_cache_usage_perc is gone.
     assert names.KV_CACHE_USAGE == "vllm:kv_cache_usage_perc"
+
+
+# ---- verify: Prometheus scrapes HAMi and every server (fake API server, real CLI) ----------------
+
+def _verify(state, tmp_path, monkeypatch, capsys, *extra: str) -> tuple[int, dict]:
+    monkeypatch.setitem(cli.COMMANDS, "verify", cli.COMMANDS.get("verify", ("hamieks.commands.verify", "verify")))
+    with FakeKube(state) as kube:
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig.json")
+        code = cli.main(["verify", "--stack", "demo", "--kubeconfig", str(kubeconfig), "--json", "--no-inference",
+                         *extra])
+    out, _ = capsys.readouterr()
+    return code, json.loads(out)
+
+
+def _scrape_checks(doc: dict) -> dict[str, dict]:
+    return {c["target"]: c for c in doc["checks"] if c["name"] == checks.SCRAPES}
+
+
+def test_verify_passes_when_prometheus_scrapes_hami_and_every_replica(tmp_path, monkeypatch, capsys):
+    code, doc = _verify(blog_cluster("json"), tmp_path, monkeypatch, capsys)
+    assert code == 0, [c for c in doc["checks"] if not c["ok"]]
+    found = _scrape_checks(doc)
+    expected = {"job/hami-scheduler", "job/hami-device-plugin-monitor",
+                *(f"job/{svc.name}" for svc in stack_settings("demo").services)}
+    assert set(found) == expected and all(c["ok"] for c in found.values())
+    assert found["job/vllm-t4-qwen25-1-5b"]["detail"] == "2/2 targets up, 2 replicas expected"
+
+
+@pytest.mark.parametrize("breakage, target, words", [
+    ("server-down", "job/vllm-a10g-mistral7b-awq", "0/1 targets up"),
+    ("replica-missing", "job/vllm-t4-qwen25-1-5b", "1/1 targets up, 2 replicas expected"),
+    ("hami-not-scraped", "job/hami-device-plugin-monitor", "not scraped"),
+    ("no-prometheus", "svc/kps-prometheus -n monitoring", "is kube-prometheus-stack running?"),
+])
+def test_verify_fails_on_each_missing_scrape(breakage, target, words, tmp_path, monkeypatch, capsys):
+    state = blog_cluster("json")
+    ups = state.prometheus_up or []
+    if breakage == "server-down":
+        state.prometheus_up = [up_series(s["metric"]["job"], s["metric"]["namespace"], s["metric"]["pod"],
+                                         0 if s["metric"]["job"] == "vllm-a10g-mistral7b-awq" else 1) for s in ups]
+    elif breakage == "replica-missing":
+        state.prometheus_up = [s for s in ups if s["metric"]["pod"] != "vllm-t4-qwen25-1-5b-55f98dbcf4-rn5m4"]
+    elif breakage == "hami-not-scraped":
+        state.prometheus_up = [s for s in ups if s["metric"]["job"] != names.HAMI_DEVICE_PLUGIN_JOB]
+    else:
+        state.prometheus_up = None
+    code, doc = _verify(state, tmp_path, monkeypatch, capsys)
+    assert code == 1
+    failed = {c["target"]: c["detail"] for c in doc["checks"] if not c["ok"]}
+    assert list(failed) == [target] and words in failed[target]
+
+
+def test_verify_skips_the_scrape_check_with_monitoring_off(tmp_path, monkeypatch, capsys):
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    shutil.copy(REPO / "Pulumi.yaml", project_dir / "Pulumi.yaml")
+    demo = yaml.safe_load((REPO / "Pulumi.demo.yaml").read_text())
+    demo["config"]["hami-eks:monitoring"] = False
+    (project_dir / "Pulumi.demo.yaml").write_text(yaml.safe_dump(demo))
+    state = blog_cluster("json")
+    state.prometheus_up = None  # no Prometheus: with monitoring off nobody asks it
+    code, doc = _verify(state, tmp_path, monkeypatch, capsys, "--project-dir", str(project_dir))
+    assert code == 0, [c for c in doc["checks"] if not c["ok"]]
+    assert not _scrape_checks(doc)
