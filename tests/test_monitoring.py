@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 
 import pytest
 import yaml
@@ -253,3 +254,35 @@ def test_verify_skips_the_scrape_check_with_monitoring_off(tmp_path, monkeypatch
     code, doc = _verify(state, tmp_path, monkeypatch, capsys, "--project-dir", str(project_dir))
     assert code == 0, [c for c in doc["checks"] if not c["ok"]]
     assert not _scrape_checks(doc)
+
+
+# ---- HAMi 2.10.0's chart: what our values switch on, and the job names Prometheus gives it -------
+
+CHART = "reference/charts/hami-2.10.0.tgz"
+
+
+def test_hamis_service_monitors_follow_our_values_and_name_the_jobs_we_query(shared_dir, tmp_path):
+    helm_python = pytest.importorskip("helm_python")
+    with tarfile.open(shared_dir / CHART) as archive:
+        archive.extractall(tmp_path, filter="data")
+    chart_dir = tmp_path / "hami"
+    templates = {name: (chart_dir / "templates" / name / "servicemonitor.yaml").read_text()
+                 for name in ("scheduler", "device-plugin")}
+    # Each is gated on the value we set and on the operator's CRD being served.
+    for text in templates.values():
+        first = text.splitlines()[0]
+        assert ".Values.prometheus.enabled" in first and '"monitoring.coreos.com/v1/ServiceMonitor"' in first
+    # Offline rendering has no such API, so the monitors stay out; the Services they select
+    # (component label, the monitor's port name) are rendered, and a ServiceMonitor's job is the
+    # name of the Service it scrapes: those are the job names the alerts and verify use.
+    docs = [doc for path, text in helm_python.Chart.load(chart_dir).render(
+        hami_values.release_values(stack_settings("demo")), name="hami", namespace="kube-system",
+        is_install=True).items() if path.endswith(".yaml") for doc in yaml.safe_load_all(text) if doc]
+    assert not [d for d in docs if d["kind"] == "ServiceMonitor"]
+    services = [d for d in docs if d["kind"] == "Service"]
+    for component, port, job in (("hami-scheduler", "monitor", names.HAMI_SCHEDULER_JOB),
+                                 ("hami-device-plugin", "monitorport", names.HAMI_DEVICE_PLUGIN_JOB)):
+        assert f"port: {port}" in templates["scheduler" if component == "hami-scheduler" else "device-plugin"]
+        (service,) = [s for s in services if s["metadata"]["labels"].get("app.kubernetes.io/component") == component
+                      and port in {p["name"] for p in s["spec"]["ports"]}]
+        assert service["metadata"]["name"] == job
