@@ -97,6 +97,11 @@ def test_rules_and_dashboards_reach_grafana_and_prometheus(demo_run):
     sidecar = values["grafana"]["sidecar"]["dashboards"]
     assert (sidecar["label"], sidecar["labelValue"]) == ("grafana_dashboard", "1")
     assert sidecar["searchNamespace"] == "monitoring"
+    # Every panel queries the datasource the release provisions.
+    uid = values["grafana"]["sidecar"]["datasources"]["uid"]
+    for config_map in demo_run.of_type(CONFIG_MAP):
+        for text in config_map.inputs["data"].values():
+            assert {p["datasource"]["uid"] for p in json.loads(text)["panels"]} == {uid}
     spec = values["prometheus"]["prometheusSpec"]
     # Prometheus must select HAMi's and our monitors and rules, which carry no release label.
     assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False

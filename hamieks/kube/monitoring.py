@@ -118,6 +118,7 @@ def release_values(settings: Settings) -> dict[str, Any]:
             "persistence": {"enabled": False},
             "sidecar": {
                 "resources": _resources(GRAFANA_SIDECAR),
+                "datasources": {"uid": m.GRAFANA_DATASOURCE_UID},
                 "dashboards": {"enabled": True, "label": m.DASHBOARD_LABEL[0], "labelValue": m.DASHBOARD_LABEL[1],
                                "searchNamespace": m.MONITORING_NAMESPACE},
             },

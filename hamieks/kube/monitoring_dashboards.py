@@ -24,9 +24,8 @@ from hamieks.kube import monitoring_metrics as m
 from hamieks.kube.workloads import PART_OF
 
 MIB = 1024 * 1024
-# kube-prometheus-stack provisions its Prometheus datasource with this uid (values.yaml
-# grafana.sidecar.datasources.uid, default "prometheus").
-DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
+# The Prometheus datasource the release provisions (hamieks/kube/monitoring.py release_values).
+DATASOURCE = DataSourceRef(type_val="prometheus", uid=m.GRAFANA_DATASOURCE_UID)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ PROMETHEUS_PORT = 9090
 GRAFANA_FULLNAME = "grafana"
 GRAFANA_ADMIN_SECRET = GRAFANA_FULLNAME  # the grafana subchart's Secret, key admin-password
 GRAFANA_PORT = 80  # the grafana subchart's Service port (service.port)
+# The uid of the Prometheus datasource Grafana's sidecar provisions (kube-prometheus-stack values
+# grafana.sidecar.datasources.uid; set explicitly so the dashboards' references cannot drift).
+GRAFANA_DATASOURCE_UID = "prometheus"
 # The Grafana sidecar loads every ConfigMap carrying this label as a dashboard.
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
 
