@@ -15,6 +15,7 @@ from components.cluster import Cluster, ClusterArgs
 from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from components.hami import Hami, HamiArgs
 from components.image_cache import ImageCache, ImageCacheArgs
+from components.monitoring import Monitoring, MonitoringArgs, ServingScrape
 from components.network import Network, NetworkArgs
 from components.serving import ModelServing, ModelServingArgs
 from hamieks import cost, versions
@@ -25,7 +26,7 @@ from hamieks.config import network as network_plan
 from hamieks.config import settings as settings_mod
 from hamieks.config.conventions import SYSTEM_NODE_LABEL
 from hamieks.errors import HamiEksError
-from hamieks.kube import hami_values
+from hamieks.kube import hami_values, monitoring_dashboards
 from hamieks.modelfit import report as modelfit_report
 from hamieks.report import outputs, risks
 from hamieks.scheduling import placement, placement_report
@@ -135,12 +136,27 @@ if settings.ecr_pull_through_cache:
         docker_hub_credential_arn=settings.docker_hub_credential_arn))
 image_registry = image_cache.registry if image_cache else None
 
+# Optional (on by default): kube-prometheus-stack. Its CRDs must exist before HAMi's release,
+# whose chart renders its ServiceMonitors only when monitoring.coreos.com/v1 is served. The
+# plan-vs-reality dashboard carries the plan's figures.
+monitoring = None
+if settings.monitoring:
+    planned = monitoring_dashboards.PlanFigures(
+        services=tuple(monitoring_dashboards.PlannedService(
+            name, tuple(p.memory_mib for p in plan.placements if p.service == name),
+            next((fit.kv_cache_tokens for fit in fits if fit.service == name), None))
+            for name in (svc.name for svc in settings.services)),
+        usd_per_hour=plan.estimated_hourly_cost_usd)
+    monitoring = Monitoring("monitoring", MonitoringArgs(settings=settings, plan=planned),
+                            opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]))
+
 # HAMi's device plugin only starts once GPU nodes exist, and the release waits for it.
 hami = Hami("hami", HamiArgs(chart_version=settings.hami_chart_version,
                              values=hami_values.release_values(settings, image_registry),
                              image_registry=image_registry),
             opts=pulumi.ResourceOptions(provider=provider,
-                                        depends_on=[cluster, *gpu_groups, *([image_cache] if image_cache else [])]))
+                                        depends_on=[cluster, *gpu_groups, *([image_cache] if image_cache else []),
+                                                    *([monitoring] if monitoring else [])]))
 
 # GPU pods created before HAMi's webhook serves bypass hami-scheduler and stay Pending: the
 # serving objects wait for the whole Hami component, its webhook-ready Job included.
@@ -148,6 +164,9 @@ serving = ModelServing("serving", ModelServingArgs(settings=settings, hf_token=s
                                                    api_key=secrets.get("vllmApiKey"),
                                                    image_registry=image_registry),
                        opts=pulumi.ResourceOptions(provider=provider, depends_on=[hami]))
+if monitoring is not None:
+    ServingScrape("serving-scrape", settings,
+                  opts=pulumi.ResourceOptions(provider=provider, depends_on=[monitoring, serving]))
 
 # ---- outputs --------------------------------------------------------------------------------
 pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig_json))

@@ -69,3 +69,11 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
 def pinned_addon_version(kubernetes_version: str, addon: str) -> str | None:
     """The pinned version of a managed add-on for a Kubernetes minor, or None (use EKS's default)."""
     return ADDON_VERSIONS.get(kubernetes_version, {}).get(addon)
+
+# kube-prometheus-stack (prometheus-community/helm-charts): the Prometheus operator and its CRDs,
+# Prometheus, Grafana, kube-state-metrics and node-exporter (hamieks/kube/monitoring.py). 81.6.2
+# is the release of 2026-02-11 (renovate bump in fullstackjam/k8s-gitops PR #304,
+# kubernetes/system/monitoring-system/Chart.yaml); the values keys used are those of its values.yaml.
+KUBE_PROMETHEUS_STACK_CHART_NAME = "kube-prometheus-stack"
+KUBE_PROMETHEUS_STACK_CHART_VERSION = "81.6.2"
+KUBE_PROMETHEUS_STACK_CHART_REPO = "https://prometheus-community.github.io/helm-charts"

@@ -35,6 +35,8 @@ import struct
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -84,6 +86,11 @@ class ClusterState:
     # BLOCKED_DIAL (503), BLOCKED_TIMEOUT (504), BLOCKED_HANG (no answer); None: not blocked.
     control_plane_blocked: str | None = None
     python_in_pods: bool = True  # the image has python3 (vLLM's does)
+    # The `up` series the monitoring namespace's Prometheus answers any instant query with
+    # (hami-eks:monitoring); None: no Prometheus Service.
+    prometheus_up: list[Json] | None = None
+    # (namespace, service) -> a real HTTP server GETs through the service proxy are forwarded to.
+    proxied: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def copy(self) -> ClusterState:
         return copy.deepcopy(self)
@@ -294,7 +301,20 @@ def blog_cluster(register_format: str = "records") -> ClusterState:
         for name, used in pods:
             state.pods.append(_vllm_pod(service, name, model, node, slice_mib, uuid))
             state.execs[(NAMESPACE, name, NVIDIA_SMI)] = Exec(f"{uuid}, {slice_mib} MiB, {used} MiB\n")
+    # kube-prometheus-stack scraping HAMi's two jobs and every server pod (hami-eks:monitoring).
+    state.prometheus_up = [
+        up_series("hami-scheduler", "kube-system", "hami-scheduler-574cb577b9-p4xd9"),
+        up_series("hami-device-plugin-monitor", "kube-system", "hami-device-plugin-mtkmg"),
+        up_series("hami-device-plugin-monitor", "kube-system", "hami-device-plugin-sg5wl"),
+        *(up_series(service, NAMESPACE, name) for service, (_, _, pods, _, _) in SERVICES.items() for name, _ in pods),
+    ]
     return state
+
+
+def up_series(job: str, namespace: str, pod: str, value: int = 1) -> Json:
+    """One `up` sample as Prometheus's query API returns it (instant vector)."""
+    return {"metric": {"__name__": "up", "job": job, "namespace": namespace, "pod": pod,
+                       "instance": "10.0.0.1:9090"}, "value": [1760000000.0, str(value)]}
 
 
 # ---- the server ------------------------------------------------------------------------------
@@ -391,8 +411,27 @@ class _Handler(BaseHTTPRequestHandler):
                                           if d["metadata"]["namespace"] == match[1] and _selected(d, selector)])
         elif path == "/apis/apps/v1/daemonsets":
             self._list("DaemonSetList", [d for d in state.daemonsets if _selected(d, selector)])
+        elif match := re.fullmatch(r"/api/v1/namespaces/([^/]+)/services/([^/:]+)(?::\d+)?/proxy/(.*)", path):
+            self._get_proxy(match[1], unquote(match[2]), match[3], url.query)
         else:
             self._send(404, _status(404, "NotFound", f"the server could not find the requested resource ({path})"))
+
+    def _get_proxy(self, namespace: str, service: str, path: str, query: str) -> None:
+        """GET through the service proxy: forwarded to a real server, or the monitoring
+        namespace's Prometheus answering with `prometheus_up`."""
+        state = self.server.state
+        if (namespace, service) in state.proxied:
+            target = f"{state.proxied[(namespace, service)]}/{path}" + (f"?{query}" if query else "")
+            try:
+                with urllib.request.urlopen(target, timeout=5) as answer:
+                    self._send(answer.status, answer.read().decode())
+            except urllib.error.HTTPError as exc:
+                self._send(exc.code, exc.read().decode())
+            return
+        if namespace == "monitoring" and state.prometheus_up is not None and path == "api/v1/query":
+            self._send(200, {"status": "success", "data": {"resultType": "vector", "result": state.prometheus_up}})
+            return
+        self._send(404, _status(404, "NotFound", f'services "{service}" not found'))
 
     # ---- exec over a websocket -------------------------------------------------------------
     def _exec(self, namespace: str, name: str, query: dict[str, list[str]]) -> None:

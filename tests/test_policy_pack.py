@@ -137,7 +137,9 @@ def test_a_single_hami_scheduler_fails_the_fail_closed_webhook_rule(analyzer, mo
 # ---- weakened in the registered inputs ---------------------------------------------------------------
 
 def _edit(run: ProgramRun, type_: str, change: Callable[[dict[str, Any]], Any], name: str | None = None) -> str:
-    (target,) = [r for r in run.of_type(type_) if name is None or r.name == name][:1]
+    # Releases: HAMi's (hami-eks:monitoring adds kube-prometheus-stack's).
+    (target,) = [r for r in run.of_type(type_) if (name is None or r.name == name)
+                 and r.inputs.get("chart", "hami") == "hami"][:1]
     change(target.inputs)
     return target.name
 

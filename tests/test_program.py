@@ -44,8 +44,9 @@ def test_resource_counts(stack_run):
         "eks:index:Cluster": 1,
         MNG: 1 + len(s.node_groups),
         "hami-eks:gpu:GpuNodeGroup": len(s.node_groups),
-        RELEASE: 1,
-        "kubernetes:core/v1:Namespace": 1,
+        # HAMi's, and kube-prometheus-stack's with its namespace when hami-eks:monitoring is on.
+        RELEASE: 1 + s.monitoring,
+        "kubernetes:core/v1:Namespace": 1 + s.monitoring,
         DEPLOYMENT: len(s.services),
         SERVICE: len(s.services),
         "pulumi:providers:kubernetes": 1,
@@ -113,7 +114,7 @@ def test_node_groups(stack_run):
 
 def test_hami_release(stack_run):
     _, s, run = stack_run
-    release = run.of_type(RELEASE)[0]
+    release = _hami_release(run)
     assert release.inputs["chart"] == "hami"
     assert release.inputs["version"] == s.hami_chart_version == versions.HAMI_CHART_VERSION
     assert release.inputs["repositoryOpts"]["repo"] == "https://project-hami.github.io/HAMi/"
@@ -139,7 +140,7 @@ def test_kubernetes_objects_use_the_cluster_provider(stack_run):
 
 def test_deployments_depend_on_hami(stack_run):
     _, s, run = stack_run
-    release = run.of_type(RELEASE)[0]
+    release = _hami_release(run)
     deployments = run.of_type(DEPLOYMENT)
     assert len(deployments) == len(s.services)
     for deployment in deployments:
@@ -316,9 +317,15 @@ def test_pulumi_waits_as_long_as_a_model_may_take_to_start():
         assert dep.timeouts == {"create": f"{per_replica}s", "update": f"{per_replica * svc.replicas}s"}
 
 
+def _hami_release(run):
+    return next(r for r in run.of_type(RELEASE) if r.inputs["chart"] == "hami")
+
+
 def _registered_resources(run):
+    """The serving objects (the monitoring stack's are Helm- and CRD-based, not in manifests/)."""
     kinds = ("kubernetes:core/v1:", "kubernetes:apps/v1:", "kubernetes:networking.k8s.io/v1:")
-    return [r for r in run.resources if r.custom and r.type.startswith(kinds)]
+    monitoring = {r.urn for c in run.of_type("hami-eks:monitoring:Monitoring") for r in run.descendants(c)}
+    return [r for r in run.resources if r.custom and r.type.startswith(kinds) and r.urn not in monitoring]
 
 
 def _registered_objects(run) -> list[dict]:
@@ -341,13 +348,13 @@ def test_registered_objects_are_the_rendered_manifests_and_schema_valid(stack_ru
     for obj in registered:
         kubernetes_validate.validate(obj, s.kubernetes_version, strict=True)
     values = yaml.safe_load(files[rendering.HAMI_VALUES_PATH])
-    assert run.of_type(RELEASE)[0].inputs["values"] == values
+    assert _hami_release(run).inputs["values"] == values
 
 
 def test_namespaced_objects_wait_for_their_namespace():
     # Created before it, a Secret or NetworkPolicy fails with "namespaces llm not found".
     run = run_program("demo", overrides={"hami-eks:hfToken": stackfiles.SecretValue("v1:cipher")})
-    namespace = run.of_type("kubernetes:core/v1:Namespace")[0]
+    namespace = next(r for r in run.of_type("kubernetes:core/v1:Namespace") if r.inputs["metadata"]["name"] == "llm")
     namespaced = [r for r in _registered_resources(run) if r.type != namespace.type]
     assert {r.type for r in namespaced} >= {"kubernetes:core/v1:Secret", "kubernetes:networking.k8s.io/v1:NetworkPolicy", DEPLOYMENT, SERVICE}
     assert all(run.depends_on(r, namespace) for r in namespaced)

@@ -230,7 +230,7 @@ def test_kube_scheduler_follows_the_clusters_minor_version(hami_chart, version):
 def test_the_budget_is_created_with_the_release(stack_run):
     _, run = stack_run
     (budget,) = run.of_type("kubernetes:policy/v1:PodDisruptionBudget")
-    (release,) = run.of_type("kubernetes:helm.sh/v3:Release")
+    (release,) = [r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "hami"]
     assert budget.inputs == hami_values.scheduler_pod_disruption_budget()
     assert budget.urn in release.dependencies
 
@@ -297,7 +297,7 @@ def test_with_the_cache_on_every_image_comes_from_the_accounts_registry(hami_cha
     for deployment in run.of_type("kubernetes:apps/v1:Deployment"):
         (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
         assert container["image"] == f"{host}/docker-hub/{versions.VLLM_IMAGE}"
-    (release,) = run.of_type("kubernetes:helm.sh/v3:Release")
+    (release,) = [r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "hami"]
     cache = next(r for r in run.resources if r.type == "hami-eks:images:ImageCache")
     assert run.depends_on(release, cache)
     # Every image HAMi's real chart renders from those values, hooks included, is the cache's.

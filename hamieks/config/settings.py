@@ -83,6 +83,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("dockerHubCredentialArn", "string", "",
               "ARN of a Secrets Manager secret named ecr-pullthroughcache/... holding Docker Hub "
               "{username, accessToken}; required by ecrPullThroughCache."),
+    ConfigKey("monitoring", "boolean", True,
+              "Install kube-prometheus-stack (Prometheus, Grafana, alerts) on the system nodes, scrape HAMi and "
+              "every model server, and provision the plan-vs-reality dashboards; false leaves it out."),
 )
 
 # CloudWatch Logs PutRetentionPolicy accepts only these retentions (days).
@@ -124,6 +127,7 @@ class Settings:
     control_plane_log_retention_days: int
     ecr_pull_through_cache: bool
     docker_hub_credential_arn: str
+    monitoring: bool = True
 
     def node_group(self, name: str) -> NodeGroupSettings:
         return next(group for group in self.node_groups if group.name == name)
@@ -288,6 +292,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         node_groups=tuple(groups.values()), services=tuple(services),
         control_plane_log_retention_days=v["controlPlaneLogRetentionDays"],
         ecr_pull_through_cache=v["ecrPullThroughCache"], docker_hub_credential_arn=credential,
+        monitoring=v["monitoring"],
     )
 
 

@@ -114,6 +114,11 @@ def release_values(settings: Settings, image_registry: str | None = None) -> dic
             "tolerations": [GPU_TAINT.toleration()],
         },
     }
+    if settings.monitoring:
+        # The chart's two ServiceMonitors (values.yaml prometheus.enabled); its templates
+        # */servicemonitor.yaml render only once monitoring.coreos.com/v1 exists, so the program
+        # installs kube-prometheus-stack's CRDs before this release.
+        values["prometheus"] = {"enabled": True}
     if image_registry is not None:
         values = through_registry(values, image_registry)
     return values

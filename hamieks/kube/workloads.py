@@ -14,12 +14,15 @@ from hamieks import hami
 from hamieks.config.conventions import ACCELERATOR_LABEL_KEY, GPU_TAINT, GPUS_PER_POD
 from hamieks.config.services import ServiceSettings
 from hamieks.config.settings import Settings
+from hamieks.kube.monitoring_metrics import MONITORING_NAMESPACE
 
 # Only clients may call the model servers: pods carrying this label, in the servers' namespace, or
 # any pod of a namespace carrying it (`kubectl label ns <ns> hami-eks.io/llm-client=allowed`).
 CLIENT_NAMESPACE_LABEL = ("hami-eks.io/llm-client", "allowed")
 CLIENT_POD_LABEL = CLIENT_NAMESPACE_LABEL
 NETWORK_POLICY_NAME = "vllm-ingress"
+# Every namespace carries its own name in this label (set by the API server since Kubernetes 1.22).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 # The servers' own service account, which mounts no API token (vLLM never calls the API server).
 SERVICE_ACCOUNT_NAME = "vllm"
 # Pod Security Admission levels of the serving namespace (see namespace()): enforced, and the
@@ -92,6 +95,13 @@ def network_policy(settings: Settings) -> dict[str, Any]:
     neither needs a rule. Egress is egress_network_policy's. On EKS the policy is enforced only
     when the VPC CNI runs with enableNetworkPolicy=true.
     """
+    sources: list[dict[str, Any]] = [
+        {"podSelector": {"matchLabels": {CLIENT_POD_LABEL[0]: CLIENT_POD_LABEL[1]}}},
+        {"namespaceSelector": {"matchLabels": {CLIENT_NAMESPACE_LABEL[0]: CLIENT_NAMESPACE_LABEL[1]}}},
+    ]
+    if settings.monitoring:
+        # Prometheus scrapes /metrics on the same port (hamieks/kube/monitoring.py ServiceMonitor).
+        sources.append({"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: MONITORING_NAMESPACE}}})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -102,10 +112,7 @@ def network_policy(settings: Settings) -> dict[str, Any]:
             "podSelector": {"matchLabels": dict(PART_OF)},
             "policyTypes": ["Ingress"],
             "ingress": [{
-                "from": [
-                    {"podSelector": {"matchLabels": {CLIENT_POD_LABEL[0]: CLIENT_POD_LABEL[1]}}},
-                    {"namespaceSelector": {"matchLabels": {CLIENT_NAMESPACE_LABEL[0]: CLIENT_NAMESPACE_LABEL[1]}}},
-                ],
+                "from": sources,
                 "ports": [{"protocol": "TCP", "port": VLLM_PORT}],
             }],
         },

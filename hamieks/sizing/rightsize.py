@@ -460,7 +460,7 @@ def _unpinned_config(search: _Search, config: dict[str, Any], proposal: Settings
 
 def _notes(search: _Search, groups: list[_GroupSearch], proposal: StackFigures, system: catalog.InstanceType,
            pinned: tuple[str, ...]) -> tuple[str, ...]:
-    system_pods = ", ".join(p.name for p in system_nodes.SYSTEM_PODS)
+    system_pods = ", ".join(p.name for p in system_nodes.system_pods(search.settings))
     notes = [f"system nodes: {system_nodes.SYSTEM_NODE_COUNT} x {system.name}, the cheapest catalog CPU type on which one "
              f"node holds one replica each of {system_pods} (estimated requests) next to the DaemonSets; "
              f"two because HAMi's webhook fails closed and its scheduler runs {SCHEDULER_REPLICAS} replicas; on-demand"]

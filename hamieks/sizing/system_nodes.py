@@ -1,6 +1,7 @@
 """The system node group: what each of its nodes must hold, and the cheapest catalog type that does.
 
-hami-eks runs coredns, the EBS CSI controller and hami-scheduler on a small CPU node group. The
+hami-eks runs coredns, the EBS CSI controller, hami-scheduler and (hami-eks:monitoring) the
+monitoring stack on a small CPU node group. The
 webhook fails closed for GPU pods and hami-scheduler runs two leader-elected replicas that the
 chart spreads one per node, so there are always at least two system nodes.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from hamieks import catalog, cost
 from hamieks.config.settings import Settings
 from hamieks.errors import NoFeasibleProposal
+from hamieks.kube import monitoring
 from hamieks.kube.hami_values import SCHEDULER_REPLICAS
 from hamieks.scheduling import allocatable
 
@@ -40,12 +42,25 @@ SYSTEM_PODS: tuple[SystemPod, ...] = (
     SystemPod("ebs-csi-controller", 60, 240, "aws-ebs-csi-driver add-on controller: 6 containers x 10m, 40Mi"),
     SystemPod("hami-scheduler", 200, 512, "chart 2.10.0 requests nothing; allowance for kube-scheduler + extender"),
 )
+# With hami-eks:monitoring on (the default): kube-prometheus-stack's single-replica Prometheus,
+# Grafana, operator and kube-state-metrics, and node-exporter (a DaemonSet on the system nodes
+# only), at the requests hamieks/kube/monitoring.py sets. Counted whole on one node: after a node
+# loss every singleton lands on the survivor.
+MONITORING_PODS: tuple[SystemPod, ...] = tuple(
+    SystemPod(pod.name, pod.cpu_millis, pod.memory_mib, "kube-prometheus-stack requests set by hami-eks")
+    for pod in monitoring.MONITORING_PODS)
+
+
+def system_pods(settings: Settings) -> tuple[SystemPod, ...]:
+    """What one system node must hold for this stack: SYSTEM_PODS, and MONITORING_PODS when on."""
+    return SYSTEM_PODS + (MONITORING_PODS if settings.monitoring else ())
 
 
 def cheapest_system_type(settings: Settings, prices: cost.PriceLookup) -> tuple[catalog.InstanceType, float]:
-    """The cheapest catalog CPU type on which one node holds one replica of every SYSTEM_PODS entry."""
-    cpu = sum(pod.cpu_millis for pod in SYSTEM_PODS)
-    memory = sum(pod.memory_mib for pod in SYSTEM_PODS)
+    """The cheapest catalog CPU type on which one node holds one replica of every system_pods entry."""
+    pods = system_pods(settings)
+    cpu = sum(pod.cpu_millis for pod in pods)
+    memory = sum(pod.memory_mib for pod in pods)
     choices = []
     for instance in catalog.INSTANCE_TYPES.values():
         if instance.is_gpu:
@@ -54,7 +69,7 @@ def cheapest_system_type(settings: Settings, prices: cost.PriceLookup) -> tuple[
         if price is None:
             continue
         if (allocatable.cpu_millis(instance) >= cpu and allocatable.memory_mib(instance) >= memory
-                and allocatable.pods(instance) >= len(SYSTEM_PODS)):
+                and allocatable.pods(instance) >= len(pods)):
             choices.append((round(price.usd_per_hour, 6), instance.name != settings.system_instance_type,
                             instance.name, instance))
     if not choices:

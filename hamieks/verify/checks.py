@@ -41,8 +41,9 @@ SLICE = "gpu-slice"
 SHARING = "gpu-sharing"
 MEMORY_CAP = "memory-cap"
 INFERENCE = "inference"
+SCRAPES = "prometheus-scrapes"  # hamieks.verify.scrapes, with hami-eks:monitoring on
 CHECK_NAMES = (SCHEDULER, DEVICE_PLUGIN, OTHER_DEVICE_PLUGIN, REGISTERED, REPLICAS, SCHEDULED_BY_HAMI,
-               SLICE, SHARING, MEMORY_CAP, INFERENCE)
+               SLICE, SHARING, MEMORY_CAP, INFERENCE, SCRAPES)
 
 # NVIDIA's k8s-device-plugin: its image (nvcr.io/nvidia/k8s-device-plugin) and the DaemonSet
 # names its Helm chart and the GPU operator give it (nvidia-device-plugin-daemonset,

@@ -179,6 +179,25 @@ class Cluster:
         finally:
             ws.close()
 
+    def get_service(self, namespace: str, service: str, port: int, path: str,
+                    query: list[tuple[str, str]] | None = None) -> ProxyResponse:
+        """GET through the API server's service proxy (as post_service), within REQUEST_TIMEOUT."""
+        resource = (f"/api/v1/namespaces/{quote(namespace)}/services/{quote(service)}:{port}"
+                    f"/proxy/{path.lstrip('/')}")
+        started = time.monotonic()
+        try:
+            request = self.api.param_serialize(
+                method="GET", resource_path=resource, query_params=query or [],
+                header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+            response = self.api.call_api(*request, _request_timeout=self.timeout)
+            response.read()  # type: ignore[no-untyped-call]
+            text = (response.data or b"").decode("utf-8", "replace")
+            return ProxyResponse(response.status, text, time.monotonic() - started)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return ProxyResponse(0, f"no response: {exc}", time.monotonic() - started, timed_out=_read_timeout(exc))
+        except ApiException as exc:
+            return ProxyResponse(exc.status or 0, str(exc.body or exc.reason), time.monotonic() - started)
+
     def post_service(self, namespace: str, service: str, port: int, path: str, body: JsonObject,
                      timeout: float = 120.0) -> ProxyResponse:
         """POST JSON to a Service through the API server's service proxy (no port-forward).

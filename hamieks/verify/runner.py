@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from hamieks.check import Check, all_ok
 from hamieks.config.settings import Settings
-from hamieks.kube import workloads
+from hamieks.kube import monitoring_metrics, workloads
 from hamieks.scheduling.placement import Plan
-from hamieks.verify import checks, in_pod
+from hamieks.verify import checks, in_pod, scrapes
 from hamieks.verify.cluster import Cluster
 
 
@@ -51,6 +51,11 @@ def verify_once(cluster: Cluster, settings: Settings, plan: Plan, options: Optio
                                       timeout=options.in_pod_timeout + _EXEC_MARGIN_SECONDS)
                 inside = in_pod.InPodAnswer(pod.pod, result)
             results.append(in_pod.check_inference(settings, svc, response, inside))
+    if settings.monitoring:
+        answer = cluster.get_service(monitoring_metrics.MONITORING_NAMESPACE, monitoring_metrics.PROMETHEUS_SERVICE,
+                                     monitoring_metrics.PROMETHEUS_PORT, scrapes.QUERY_PATH,
+                                     [("query", scrapes.up_query(settings))])
+        results.extend(scrapes.check_scrapes(settings, answer.status, answer.body))
     return results
 
 
