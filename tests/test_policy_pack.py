@@ -137,6 +137,9 @@ def test_a_single_hami_scheduler_fails_the_fail_closed_webhook_rule(analyzer, mo
 # ---- weakened in the registered inputs ---------------------------------------------------------------
 
 def _edit(run: ProgramRun, type_: str, change: Callable[[dict[str, Any]], Any], name: str | None = None) -> str:
+    """Apply `change` to the first resource of the type (`type#name` picks one by name)."""
+    if "#" in type_:
+        type_, name = type_.split("#", 1)
     # Releases: HAMi's (hami-eks:monitoring adds kube-prometheus-stack's).
     (target,) = [r for r in run.of_type(type_) if (name is None or r.name == name)
                  and r.inputs.get("chart", "hami") == "hami"][:1]
@@ -195,11 +198,12 @@ WEAKENINGS: dict[str, tuple[str, Callable[[dict[str, Any]], Any], set[str]]] = {
     "empty KMS key ARN": ("eks:index:Cluster", lambda i: i.update(encryptionConfigKeyArn=""),
                           {"cluster-secrets-encrypted"}),
     "privileged Pod Security on the serving namespace": (
-        "kubernetes:core/v1:Namespace",
+        "kubernetes:core/v1:Namespace#namespace-llm",
         lambda i: i["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce": "privileged"}),
         {"serving-namespace-pod-security"}),
     "no Pod Security on the serving namespace": (
-        "kubernetes:core/v1:Namespace", lambda i: i["metadata"]["labels"].pop("pod-security.kubernetes.io/enforce"),
+        "kubernetes:core/v1:Namespace#namespace-llm",
+        lambda i: i["metadata"]["labels"].pop("pod-security.kubernetes.io/enforce"),
         {"serving-namespace-pod-security"}),
     "privileged model server on the host network with the host's /": (
         "kubernetes:apps/v1:Deployment",

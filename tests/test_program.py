@@ -474,7 +474,8 @@ def test_ebs_csi_tags_its_volumes_with_the_cluster_for_the_leak_audit():
 def test_kubernetes_1_37_is_accepted_with_its_scheduler_tag():
     run = run_program("demo", overrides={"hami-eks:kubernetesVersion": "1.37"})
     assert run.of_type("eks:index:Cluster")[0].inputs["version"] == "1.37"
-    values = json.dumps(run.of_type(RELEASE)[0].inputs["values"])
+    (hami_release,) = [r for r in run.of_type(RELEASE) if r.inputs["chart"] == "hami"]
+    values = json.dumps(hami_release.inputs["values"])
     assert versions.KUBE_SCHEDULER_TAGS["1.37"] in values and versions.KUBE_SCHEDULER_TAGS["1.37"].startswith("v1.37.")
 
 

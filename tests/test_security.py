@@ -313,14 +313,24 @@ def test_with_the_cache_on_every_image_comes_from_the_accounts_registry(hami_cha
 JOB = "kubernetes:batch/v1:Job"
 
 
+def _hami_release(run):
+    (release,) = [r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == versions.HAMI_CHART_NAME]
+    return release
+
+
+def _ready_job(run):
+    (job,) = [r for r in run.of_type(JOB) if r.inputs["metadata"]["namespace"] == hami.RELEASE_NAMESPACE]
+    return job
+
+
 def test_the_webhook_service_selects_the_leader_and_the_ready_job_asks_it(hami_chart):
     """Chart 2.10.0 routes the webhook to the leader only; the Job polls that very Service."""
     run = run_program("demo")
-    (release,) = run.of_type("kubernetes:helm.sh/v3:Release")
+    release = _hami_release(run)
     (service,) = [d for d in _render(hami_chart, release.inputs["values"])
                   if d["kind"] == "Service" and d["metadata"]["name"] == hami.SCHEDULER_DEPLOYMENT]
     assert service["spec"]["selector"]["hami.io/scheduler-role"] == "leader"
-    (job,) = run.of_type(JOB)
+    job = _ready_job(run)
     command = job.inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
     assert (f"https://{service['metadata']['name']}.{service['metadata'].get('namespace', hami.RELEASE_NAMESPACE)}"
@@ -330,8 +340,8 @@ def test_the_webhook_service_selects_the_leader_and_the_ready_job_asks_it(hami_c
 
 def test_every_model_server_waits_for_the_webhook_ready_job():
     run = run_program("demo")
-    (job,) = run.of_type(JOB)
-    (release,) = run.of_type("kubernetes:helm.sh/v3:Release")
+    job = _ready_job(run)
+    release = _hami_release(run)
     assert run.depends_on(job, release)
     deployments = run.of_type("kubernetes:apps/v1:Deployment")
     assert deployments and all(run.depends_on(d, job) for d in deployments)

@@ -111,7 +111,7 @@ def test_the_api_key_reaches_every_server_from_a_secret_never_in_plain_inputs():
     (secret,) = [r for r in run.of_type("kubernetes:core/v1:Secret")
                  if r.inputs["metadata"]["name"] == workloads.API_KEY_SECRET]
     assert all(isinstance(v, Secret) for v in secret.inputs["stringData"].values())
-    namespace = run.of_type("kubernetes:core/v1:Namespace")[0]
+    (namespace,) = [r for r in run.of_type("kubernetes:core/v1:Namespace") if r.inputs["metadata"]["name"] == "llm"]
     assert run.depends_on(secret, namespace)
     deployments = run.of_type("kubernetes:apps/v1:Deployment")
     assert deployments
