@@ -325,30 +325,26 @@ class Scheduler:
     def convention(self, state: Sequence[_Node], s: int) -> tuple[int, int] | None:
         """What `run` picks without a tie choice: among HAMi's choices the first node in settings
         order, and on it the highest GPU index (None: HAMi has no choice, the replica is Pending)."""
-        options = self.hami_choices(state, s)
-        if not options:
+        if not (options := self.hami_choices(state, s)):
             return None
         node = min(o for o, _ in options)
         return node, max(g for o, g in options if o == node)
 
     def hami_choices(self, state: Sequence[_Node], s: int) -> list[tuple[int, int]]:
         """Every (node order, GPU index) HAMi may give service s's next replica in this state.
-
         scheduler.go Filter sorts the fitting nodes by score (node_policy.go Less) and takes the
-        last; the nodes were scored in goroutines and appended as they finished, and sort.Sort is
-        not stable, so among equal scores any may come last. On that node device.go Fit walks the
-        GPUs sorted by (score, NUMA) (gpu_policy.go Less) from the end and takes the first that
-        fits; equal GPUs keep the device plugin's Go-map registration order, so any may be first."""
+        last; score.go calcScoreWithOptions appends them from goroutines and sort.Sort is not
+        stable, so any of the equal best may come last. device.go Fit walks the GPUs sorted by
+        (score, NUMA) (gpu_policy.go Less) from the end and takes the first that fits; equal ones
+        keep the device plugin's Go-map registration order, so any may come first."""
         svc = self.services[s]
         binpack_nodes, binpack_gpus = svc.pod.node_policy == BINPACK, svc.pod.gpu_policy == BINPACK
         best: float | None = None
         result: list[tuple[int, int]] = []
         for o in svc.candidates:
             node = state[o]
-            if not _node_has_room(node, svc.pod):
-                continue
             fitting = [g for g in node.gpus if _gpu_rejection(g, svc.memreq[o], svc.pod.cores) is None]
-            if not fitting:
+            if not fitting or not _node_has_room(node, svc.pod):
                 continue
             score = node.score if binpack_nodes else -node.score
             if best is not None and score < best:
@@ -385,11 +381,13 @@ def sharing(state: Sequence[_Node]) -> list[tuple[int, ...]]:
     return sorted(tuple(sorted(s for s, _ in gpu.pods)) for node in state for gpu in node.gpus if gpu.pods)
 
 
-def simulate(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest], order: Sequence[int] | None = None) -> Simulation:
+def simulate(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest], order: Sequence[int] | None = None,
+             choices: Mapping[int, tuple[int, int]] | None = None) -> Simulation:
     """Place every replica as HAMi would, in stack order or in `order` (one service index per
-    replica; the n-th occurrence of a service is its replica n)."""
+    replica; the n-th occurrence of a service is its replica n), ties broken by `choices` (see
+    Scheduler.run) where given and by our convention elsewhere."""
     scheduler = Scheduler(nodes, pods)
-    return scheduler.simulation(scheduler.stack_order() if order is None else order)
+    return scheduler.simulation(scheduler.stack_order() if order is None else order, choices)
 
 
 # ---- candidates and reasons --------------------------------------------------------------------

@@ -139,14 +139,14 @@ def check_orders(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest],
     for tried, candidate in enumerate(orders[1:], 2):
         state, placed, stuck = scheduler.run(candidate.services)
         if stuck:
-            example = _counterexample(scheduler, candidate.name, candidate.services, {}, placed, stuck)
-            return primary, OrderCheck(False, SAMPLED, tried, False, example, 0, tried, False)
+            failure = _counterexample(scheduler, candidate.name, candidate.services, {}, placed, stuck)
+            return primary, OrderCheck(False, SAMPLED, tried, False, failure, 0, tried, False)
         sharing_robust = sharing_robust and sharing(state) == paired
     proof = order_proof.prove(scheduler, budget)
     if not proof.complete:
         return primary, OrderCheck(False, SAMPLED, len(orders), sharing_robust, None, proof.states,
                                    len(orders), all_orders)
-    example = None
+    example: Counterexample | None = None
     if proof.order is not None:
         state, placed, stuck = scheduler.run(proof.order, proof.choices)
         example = _counterexample(scheduler, "found by the exhaustive search", proof.order, proof.choices,
@@ -290,8 +290,7 @@ def plan(settings: Settings, services: Iterable[str] | None = None,
 
 __all__ = [
     "EXHAUSTIVE", "SAMPLED", "Counterexample", "GpuUsage", "NodeSpec", "OrderCheck", "Placement", "Plan", "PlanError",
-    "PodRequest", "TieBreak",
-    "Simulation", "Unschedulable", "check_orders", "gpu_type_allowed",
+    "PodRequest", "Simulation", "TieBreak", "Unschedulable", "check_orders", "gpu_type_allowed",
     "nodes_from_settings", "plan", "planned_instance", "planning_notes", "pod_request", "pods_from_settings",
     "replay", "simulate", "tolerates", "tried_orders", "usage_score",
 ]
