@@ -396,8 +396,9 @@ def test_unknown_service_filter_is_a_plan_error():
 def test_to_dict_has_exactly_the_issue_schema():
     doc = placement.plan(stack_settings("demo")).to_dict("demo")
     assert set(doc) == {"stack", "gpus", "placements", "unschedulable", "gpuMemoryAllocation",
-                        "estimatedHourlyCostUsd", "orderRobust", "counterexample"}
+                        "estimatedHourlyCostUsd", "orderRobust", "orderCheck", "counterexample"}
     assert doc["orderRobust"] is True and doc["counterexample"] is None
+    assert doc["orderCheck"]["method"] == "exhaustive" and doc["orderCheck"]["ordersTried"] == 12
     assert set(doc["gpus"][0]) == {"node", "nodeGroup", "instanceType", "index", "model", "memoryMiB",
                                    "allocatedMiB", "pods"}
     assert set(doc["placements"][0]) == {"service", "replica", "node", "gpu", "memoryMiB"}

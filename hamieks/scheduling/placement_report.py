@@ -112,10 +112,10 @@ def guarantees(plan: Plan) -> list[str]:
         lines = [f"Every replica placed: in each of {checked.tried} arrival orders tried (stack, reverse, "
                  f"round-robin, slow-start bursts, largest/smallest first, seeded shuffles; our tie convention) - "
                  f"a sample, not a proof: the exhaustive search gave up after {checked.states} states ({accepted})"]
-    every = ("every arrival order" if checked.sharing_exhaustive
-             else f"each of the {checked.sharing_tried} arrival orders tried")
+    every = (f"all {checked.sharing_tried} arrival orders" if checked.sharing_exhaustive
+             else f"a sample of {checked.sharing_tried} arrival orders")
     if checked.sharing_robust:
-        lines.append(f"Which services share a GPU: the same in {every} (with our tie convention)")
+        lines.append(f"Which services share a GPU: the same in every order tried ({every}, with our tie convention)")
     else:
         lines.append("Which pods share a GPU: as printed only in stack order; other arrival orders pair them "
                      "differently")
