@@ -10,6 +10,8 @@ import ctypes
 import itertools
 import json
 import random
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -366,3 +368,47 @@ def test_a_small_budget_makes_even_a_proven_stack_sampled():
     _, sampled = placement.check_orders(nodes, pods, budget=100)
     assert proven.robust and proven.method == "exhaustive" and proven.states > 100
     assert not sampled.robust and sampled.method == "sampled" and sampled.unproven and sampled.states == 100
+
+
+# ---- the CLI: exit codes for a sampled check ------------------------------------------------------
+
+MANY_ORDERS_STACK = """\
+    config:
+      hami-eks:allowModelMisfit: true
+      hami-eks:nodeGroups:
+        t4: {instanceTypes: [g4dn.12xlarge], desiredSize: 2, minSize: 2, maxSize: 2}
+      hami-eks:services:
+""" + "".join(f"""\
+        - {{name: s{i}, model: Qwen/Qwen2.5-1.5B-Instruct, gpuType: T4, replicas: 3, gpumem: {1000 + 700 * i},
+           cpu: 100m, memory: 256Mi, args: [--max-model-len, "2048"]}}
+""" for i in range(6))
+
+
+def _plan_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hamieks", "plan", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_a_sampled_check_exits_1_unless_accepted(project):
+    path = project("many", MANY_ORDERS_STACK)
+    refused = _plan_cli("--stack", "many", "--json", "--project-dir", str(path))
+    assert refused.returncode == 1, refused.stderr
+    doc = json.loads(refused.stdout)
+    assert doc["orderRobust"] is False and doc["counterexample"] is None
+    assert doc["orderCheck"]["method"] == "sampled" and doc["orderCheck"]["ordersTried"] >= 32
+    text = _plan_cli("--stack", "many", "--project-dir", str(path))
+    assert text.returncode == 1 and "a sample, not a proof" in text.stdout
+    assert "--accept-sampled-order-check" in text.stdout
+    accepted = _plan_cli("--stack", "many", "--accept-sampled-order-check", "--project-dir", str(path))
+    assert accepted.returncode == 0, accepted.stdout
+    assert "accepted (acceptSampledOrderCheck)" in accepted.stdout
+    keyed = project("keyed", MANY_ORDERS_STACK.replace("      hami-eks:services:",
+                                                         "      hami-eks:acceptSampledOrderCheck: true\n"
+                                                         "      hami-eks:services:"))
+    assert _plan_cli("--stack", "keyed", "--project-dir", str(keyed)).returncode == 0
+
+
+def test_cli_help_lists_the_flag_and_its_exit_code():
+    shown = _plan_cli("--help")
+    assert "--accept-sampled-order-check" in shown.stdout
+    assert "the order check is only a sample" in " ".join(shown.stdout.split())
