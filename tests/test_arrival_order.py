@@ -13,6 +13,7 @@ import random
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from helpers import SHIPPED_STACKS, group, stack, stack_settings, svc
@@ -412,3 +413,39 @@ def test_cli_help_lists_the_flag_and_its_exit_code():
     shown = _plan_cli("--help")
     assert "--accept-sampled-order-check" in shown.stdout
     assert "the order check is only a sample" in " ".join(shown.stdout.split())
+
+
+# ---- the docs ------------------------------------------------------------------------------------
+
+TIE_STACK = """\
+    config:
+      hami-eks:allowModelMisfit: true
+      hami-eks:nodeGroups:
+        t4: {instanceTypes: [g4dn.xlarge], desiredSize: 2, minSize: 2, maxSize: 2}
+      hami-eks:services:
+        - {name: a, model: Qwen/Qwen2.5-1.5B-Instruct, gpuType: T4, gpumem: 2000, cpu: 1500m, memory: 1Gi,
+           nodeSchedulerPolicy: spread}
+        - {name: b, model: Qwen/Qwen2.5-1.5B-Instruct, gpuType: T4, gpumem: 1000, cpu: 1800m, memory: 1Gi,
+           nodeSchedulerPolicy: spread}
+        - {name: c, model: Qwen/Qwen2.5-1.5B-Instruct, gpuType: T4, gpumem: 3000, cpu: 500m, memory: 1Gi,
+           nodeSchedulerPolicy: spread}
+        - {name: d, model: Qwen/Qwen2.5-1.5B-Instruct, gpuType: T4, gpumem: 2000, cpu: "2", memory: 1Gi}
+"""
+
+
+def test_readme_tie_example_is_the_clis_output(project):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### When the arrival order decides", 1)[1].split("\n### ", 1)[0]
+    block = section.split("$ hami-eks plan --stack tie", 1)[1].split("```", 1)[0]
+    shown = [line for line in block.splitlines()[1:] if line.strip() and line != "..."]
+    printed = _plan_cli("--stack", "tie", "--project-dir", str(project("tie", TIE_STACK)))
+    assert printed.returncode == 1
+    assert shown and all(line in printed.stdout for line in shown), printed.stdout
+    assert "acceptSampledOrderCheck" in section and "a sample, not a proof" in section
+
+
+def test_the_rules_say_ties_can_decide_and_how_they_are_explored():
+    rules = (Path(__file__).resolve().parent.parent / "docs" / "hami-rules.md").read_text()
+    assert "A tie can decide placement" in rules
+    assert "order_proof.py" in rules and "every tie-break" in rules
+    assert '"method": "sampled"' in rules and "acceptSampledOrderCheck" in rules
