@@ -5,10 +5,12 @@ docs/hami-rules.md), run before anything is paid for, on the pods and nodes the 
 (hamieks/scheduling/placement_inputs.py).
 
 Arrival order: the printed plan places the replicas in stack order; the robustness check places
-them again in every other order hamieks.scheduling.arrival lists (reverse, round-robin, slow-start bursts,
-largest/smallest first, seeded shuffles - or every order when there are few). The plan is
-order-robust when each of them places every replica; the first that does not is the
-counterexample, and the preflight fails on it as on an unplaceable replica.
+them again in the orders hamieks.scheduling.arrival lists (reverse, round-robin, slow-start bursts,
+largest/smallest first, seeded shuffles - or every order when there are few), then searches every
+order and every tie-break HAMi may draw (hamieks/scheduling/order_proof.py). The plan is
+order-robust only when that search proves it; a failing order is the counterexample, and the
+preflight fails on it as on an unplaceable replica. When the search gives up (its state budget),
+the check is a sample: not proven, and the preflight fails unless acceptSampledOrderCheck is set.
 """
 
 from __future__ import annotations
