@@ -3,12 +3,10 @@
 Each rule names the HAMi file and function it mirrors; docs/hami-rules.md lists them all with
 what is deliberately left out.
 
-Ties: HAMi breaks them at random (nodes are scored in goroutines; a node's GPUs are registered
-in Go map order), and a tie can decide whether a later pod fits. `hami_choices` lists every pick
-HAMi may make (the proof in order_proof.py follows each); `run` follows a deterministic convention
-unless told otherwise (`choices`): among equal nodes the first in settings order (groups as
-listed, then `<group>-1`, `<group>-2`, ...); among equal GPUs the higher NUMA node (that part is
-HAMi's) and then the highest index.
+Ties: HAMi breaks them at random (goroutines, Go map order) and a tie can decide whether a later
+pod fits. `hami_choices` lists every pick HAMi may make (order_proof.py follows each); `run` uses a
+convention unless given `choices`: among equal nodes the first in settings order (`<group>-1`,
+`<group>-2`, ...); among equal GPUs the higher NUMA node (HAMi's) and then the highest index.
 
 Speed: usage only grows, so a node that cannot take a replica of a service never takes a later
 one. Each service keeps a heap of its candidate nodes keyed by (score, settings order); a node
