@@ -67,7 +67,8 @@ def format_unproven(plan: Plan, stack: str | None = None) -> str:
             f"tie-breaks to check them all (the exhaustive search gave up after {checked.states} states), and "
             f"each of the {checked.tried} orders tried places every replica, but another order may leave "
             f"replicas Pending.\n"
-            f"Fix: plan with fewer replicas or services sharing a node group, or more room; or accept the sample: "
+            f"Fix: spread the services over separate node groups (`nodeGroup`; the search takes node groups that "
+            f"share no service one at a time, which keeps it small), or accept the sample: "
             f"set hami-eks:acceptSampledOrderCheck to true (`hami-eks plan{where} --accept-sampled-order-check`).")
 
 
