@@ -291,6 +291,31 @@ def test_a_random_tie_that_leaves_a_replica_pending_is_found_and_named():
     assert "HAMi breaking score ties at random" in placement_report.guarantees(plan)[0]
 
 
+def memory_tie_stack():
+    """The same trap on host memory (14378 MiB allocatable): d (6 GiB) on t4-1, a (4 GiB, spread)
+    on t4-2, both scoring the same; c (4 GiB) on t4-2 leaves 6186 and 8234 MiB free, too little
+    for b (9 GiB), while c on t4-1 leaves t4-2 room. Here the bad draw is the node with more CPU
+    requested (a asks 200m, d 100m), the other way round from tie_stack: the search must try every
+    tied node, not the first it meets."""
+    return stack({"t4": group("g4dn.xlarge", 2)},
+                 [svc("a", gpumem=2000, cpu="200m", memory="4Gi", nodeSchedulerPolicy="spread"),
+                  svc("b", gpumem=1000, cpu="100m", memory="9Gi", nodeSchedulerPolicy="spread"),
+                  svc("c", gpumem=3000, cpu="100m", memory="4Gi", nodeSchedulerPolicy="spread"),
+                  svc("d", gpumem=2000, cpu="100m", memory="6Gi")])
+
+
+@pytest.mark.parametrize("make", [tie_stack, memory_tie_stack])
+def test_only_a_tie_fails_and_the_search_finds_it(make):
+    settings = make()
+    assert allocatable.memory_mib(catalog.instance_type("g4dn.xlarge")) == 14378
+    scheduler = _scheduler(settings)
+    assert all(not scheduler.run(o)[2] for o in itertools.permutations(range(4)))
+    proof = order_proof.prove(scheduler)
+    assert proof.complete and not proof.proven
+    assert [(t.node, t.convention) for t in proof.ties] == [(1, (0, 0))]
+    assert [s for s, _, _ in scheduler.run(proof.order, proof.choices)[2]] == [1]
+
+
 def _replay_from_json(settings, doc):
     """Place the counterexample's pods in its order, its ties as HAMi broke them, from the JSON alone."""
     pods = placement.pods_from_settings(settings)
@@ -302,7 +327,7 @@ def _replay_from_json(settings, doc):
     return placement.simulate(nodes, pods, order, choices), placement.simulate(nodes, pods, order)
 
 
-@pytest.mark.parametrize("make", [tie_stack, issue_example, lambda: core_saturation(3, 15)])
+@pytest.mark.parametrize("make", [tie_stack, memory_tie_stack, issue_example, lambda: core_saturation(3, 15)])
 def test_every_counterexample_replays_to_its_pending_replicas(make):
     settings = make()
     plan = placement.plan(settings)
