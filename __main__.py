@@ -77,6 +77,8 @@ if not plan.deployable:
     if not settings.allow_unschedulable:
         raise pulumi.RunError(message)
     pulumi.log.warn(message)
+elif plan.order_unproven:  # hami-eks:acceptSampledOrderCheck took the sample
+    pulumi.log.warn(placement_report.format_unproven(plan, pulumi.get_stack()))
 if modelfit_report.misfits(fits):
     message = modelfit_report.format_misfits(fits, pulumi.get_stack())
     if not settings.allow_model_misfit:

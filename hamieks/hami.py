@@ -119,6 +119,10 @@ def gpu_type_matches(use_gputype: str, registered: str) -> bool:
     case-insensitive substring match against the registered type.
 
     The consequence holds in HAMi too: "A10" also matches "A100", "L4" also matches "L40S".
+    A blank value is no constraint and matches every GPU (pkg/device/devices.go CheckType, v2.10.0:
+    `strings.TrimSpace(inuse) != ""` guards the match); a list of only commas matches none.
     """
+    if not use_gputype.strip():
+        return True
     registered = registered.lower()
     return any(wanted.strip().lower() in registered for wanted in use_gputype.split(",") if wanted.strip())

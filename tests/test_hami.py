@@ -44,7 +44,10 @@ def test_t4_registration_matches_the_reference_blogs_node_annotation(shared_dir)
     ("H100, L4", "NVIDIA L4", True),
     ("V100", "NVIDIA-Tesla T4", False),
     ("NVIDIA-NVIDIA", "NVIDIA A10G", False),  # the pre-2.8 spelling no longer matches
-    ("", "NVIDIA-Tesla T4", False),
+    # devices.go CheckType: a blank use-gputype is no constraint; a list of only commas matches none
+    ("", "NVIDIA-Tesla T4", True),
+    ("  ", "NVIDIA-Tesla T4", True),
+    (",", "NVIDIA-Tesla T4", False),
 ])
 def test_use_gputype_matching(wanted, registered, matches):
     assert hami.gpu_type_matches(wanted, registered) is matches

@@ -18,6 +18,7 @@ from helpers import group, stack, stack_settings, svc
 
 from hamieks import catalog, hami
 from hamieks.config.conventions import GPU_TAINT
+from hamieks.errors import ConfigError
 from hamieks.hami import DEVICE_SPLIT_COUNT
 from hamieks.kube import workloads
 from hamieks.scheduling import allocatable, placement, placement_report
@@ -396,8 +397,9 @@ def test_unknown_service_filter_is_a_plan_error():
 def test_to_dict_has_exactly_the_issue_schema():
     doc = placement.plan(stack_settings("demo")).to_dict("demo")
     assert set(doc) == {"stack", "gpus", "placements", "unschedulable", "gpuMemoryAllocation",
-                        "estimatedHourlyCostUsd", "orderRobust", "counterexample"}
+                        "estimatedHourlyCostUsd", "orderRobust", "orderCheck", "counterexample"}
     assert doc["orderRobust"] is True and doc["counterexample"] is None
+    assert doc["orderCheck"]["method"] == "exhaustive" and doc["orderCheck"]["ordersTried"] == 12
     assert set(doc["gpus"][0]) == {"node", "nodeGroup", "instanceType", "index", "model", "memoryMiB",
                                    "allocatedMiB", "pods"}
     assert set(doc["placements"][0]) == {"service", "replica", "node", "gpu", "memoryMiB"}
@@ -620,3 +622,23 @@ def test_a_group_of_several_types_is_planned_with_its_smallest_member():
     assert [g.instance_type for g in plan.gpus] == ["g4dn.xlarge"]
     assert any("planned with its smallest, g4dn.xlarge" in note for note in plan.notes)
     assert any("g4dn.xlarge" in line for line in placement_report.guarantees(plan))
+
+
+@pytest.mark.parametrize("blank", [" ", "", "  "])
+def test_a_blank_gpu_type_is_no_constraint_as_in_hami(blank):
+    """pkg/device/devices.go CheckType (v2.10.0) matches only when `strings.TrimSpace(inuse) != ""`:
+    a blank use-gputype lets the pod onto any GPU, so the planner places it (one group: that group;
+    several: the one nodeGroup names) instead of refusing it."""
+    one = placement.plan(stack({"t4": group("g4dn.xlarge")}, [svc("x", gpu=blank)]))
+    assert one.all_placed and one.placements[0].node == "t4-1"
+    two = {"t4": group("g4dn.xlarge"), "a10g": group("g5.xlarge")}
+    pinned = placement.plan(stack(two, [svc("x", gpu=blank, nodeGroup="a10g")]))
+    assert pinned.all_placed and pinned.placements[0].node == "a10g-1"
+    with pytest.raises(ConfigError, match=r"services\[x\]\.nodeGroup: gpuType .* matches several node groups"):
+        stack(two, [svc("x", gpu=blank)])
+
+
+def test_a_gpu_type_of_only_commas_matches_nothing_as_in_hami():
+    """CheckType: "," is not blank, and none of its (empty) entries matches a card type."""
+    with pytest.raises(ConfigError, match=r"services\[x\]\.gpuType: ',' does not match node group 't4'"):
+        stack({"t4": group("g4dn.xlarge")}, [svc("x", gpu=",", nodeGroup="t4")])

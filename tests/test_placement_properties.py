@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from hamieks import catalog, hami
 from hamieks.config import quantity
 from hamieks.errors import ConfigError
-from hamieks.scheduling import allocatable, placement
+from hamieks.scheduling import allocatable, order_proof, placement
+from hamieks.scheduling.hami_scheduler import Scheduler
 
 INSTANCE_TYPES = ("g4dn.xlarge", "g4dn.12xlarge", "g5.xlarge", "g5.2xlarge")
 
@@ -105,3 +106,64 @@ def test_no_order_overbooks_and_order_robust_means_every_order_places_all(settin
         assert plan.all_placed and plan.counterexample is None
     elif plan.all_placed:
         assert plan.counterexample is not None and plan.counterexample.unschedulable
+
+
+# ---- the exhaustive search against brute force ----------------------------------------------------
+
+def _some_order_or_tie_fails(scheduler, left, order, choices) -> bool:
+    """Brute force, no symmetry and no memo: every next service, and every (node, GPU) HAMi may
+    pick for it (Scheduler.hami_choices), depth first; True when some path leaves a replica Pending."""
+    state, _, stuck = scheduler.run(order, choices)
+    assert not stuck
+    for s, count in enumerate(left):
+        if not count:
+            continue
+        options = scheduler.hami_choices(state, s)
+        if not options:
+            return True
+        rest = [c - (i == s) for i, c in enumerate(left)]
+        for choice in options:
+            if _some_order_or_tie_fails(scheduler, rest, [*order, s], {**choices, len(order): choice}):
+                return True
+    return False
+
+
+@st.composite
+def tiny_stacks(draw):
+    """At most 5 replicas on at most two small nodes: brute force stays fast."""
+    instance = draw(st.sampled_from(["g4dn.xlarge", "g4dn.12xlarge"]))
+    groups = {"t4": group(instance, 2 if instance == "g4dn.xlarge" else 1)}
+    services = []
+    budget = 5
+    for n in range(draw(st.integers(1, 3))):
+        replicas = draw(st.integers(1, max(1, budget)))
+        budget -= replicas
+        fields = {"cpu": draw(st.sampled_from(["500m", "1500m", "1800m", "2"])),
+                  "memory": "1Gi",
+                  "nodeSchedulerPolicy": draw(st.sampled_from(["binpack", "spread"])),
+                  "gpuSchedulerPolicy": draw(st.sampled_from(["binpack", "spread"])),
+                  "gpumem": draw(st.sampled_from([1000, 2000, 3000, 7360, 8000]))}
+        if draw(st.booleans()):
+            fields["gpucores"] = draw(st.sampled_from([20, 50, 100]))
+        services.append(svc(f"s{n}", "T4", replicas, **fields))
+        if budget <= 0:
+            break
+    try:
+        return stack(groups, services)
+    except ConfigError:
+        assume(False)
+
+
+@hsettings(max_examples=80, deadline=None, derandomize=True, database=None,
+           suppress_health_check=[HealthCheck.too_slow])
+@given(tiny_stacks())
+def test_the_proof_agrees_with_brute_force_over_orders_and_ties(settings):
+    nodes = placement.nodes_from_settings(settings)
+    pods = placement.pods_from_settings(settings)
+    scheduler = Scheduler(nodes, pods)
+    assume(not scheduler.run(scheduler.stack_order())[2])
+    proof = order_proof.prove(scheduler)
+    assert proof.complete
+    assert proof.proven == (not _some_order_or_tie_fails(scheduler, [p.replicas for p in pods], [], {}))
+    if not proof.proven:  # its counterexample replays: something stays Pending
+        assert scheduler.run(proof.order, proof.choices)[2]

@@ -27,15 +27,18 @@ def plan_json(*args: str) -> tuple[int, dict]:
 
 
 def check_schema(doc: dict) -> None:
-    """Issue 4's JSON plus issue 8's orderRobust/counterexample, key for key and type for type."""
+    """Issue 4's JSON plus issue 8's orderRobust/counterexample and issue 20's orderCheck, key for
+    key and type for type."""
     # "models" is the model-fit check's (hamieks/modelfit), added by the command, not by the plan.
     assert set(doc) - {"models"} == {"stack", "gpus", "placements", "unschedulable", "gpuMemoryAllocation",
-                                     "estimatedHourlyCostUsd", "orderRobust", "counterexample"}
+                                     "estimatedHourlyCostUsd", "orderRobust", "orderCheck", "counterexample"}
     assert isinstance(doc["stack"], str)
     assert isinstance(doc["orderRobust"], bool)
+    assert set(doc["orderCheck"]) == {"method", "ordersTried", "statesVisited"}
+    assert doc["orderCheck"]["method"] in ("exhaustive", "sampled")
     example = doc["counterexample"]
     if example is not None:
-        assert set(example) == {"order", "unschedulable"}
+        assert set(example) == {"order", "ties", "unschedulable"}
         assert example["order"] and all(isinstance(pod, str) for pod in example["order"])
         assert example["unschedulable"]
         for u in example["unschedulable"]:

@@ -119,3 +119,14 @@ def test_slice_labels_are_clipped_to_their_slice(tmp_path):
     for g in groups:
         clip = clips[g.get("clip-path")[len("url(#"):-1]]
         assert all(float(t.get("x")) >= float(clip.get("x")) for t in g.iter(f"{SVG}text"))
+
+
+def test_a_sampled_order_check_is_not_drawn_as_proven(project, tmp_path):
+    from test_arrival_order import MANY_ORDERS_STACK
+
+    path = project("many", MANY_ORDERS_STACK)
+    out = tmp_path / "p.svg"
+    result = subprocess.run([sys.executable, "-m", "hamieks", "plan", "--stack", "many", "--project-dir", str(path),
+                             "--svg", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert any("only sampled, not proven" in t for t in _texts(out.read_text()))

@@ -8,6 +8,7 @@ Pulumi.yaml + Pulumi.<stack>.yaml and settings code that `pulumi up` uses.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from contextlib import nullcontext
@@ -23,10 +24,12 @@ from hamieks.modelfit import report as modelfit_report
 from hamieks.report import plan_svg, plan_text, risks
 from hamieks.scheduling import placement
 
-EXIT_CODES = ("exit codes: 0 every replica is placed in every arrival order tried and every model fits its "
-              "slice (or the stack's allowUnschedulable / allowModelMisfit accepts it, as pulumi up would); 1 some "
-              "replica cannot be placed, or only in some arrival orders, or a model cannot load in its slice; 2 the "
-              "stack cannot be read (bad config, unknown stack or service) or --svg cannot be written")
+EXIT_CODES = ("exit codes: 0 every replica is placed in every arrival order and tie-break (proven exhaustively, "
+              "or sampled and accepted by --accept-sampled-order-check / acceptSampledOrderCheck) and every model "
+              "fits its slice (or the stack's allowUnschedulable / allowModelMisfit accepts it, as pulumi up would); "
+              "1 some replica cannot be placed, or only in some arrival orders, or the order check is only a sample "
+              "(not accepted), or a model cannot load in its slice; 2 the stack cannot be read (bad config, unknown "
+              "stack or service) or --svg cannot be written")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,11 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--svg", type=Path, metavar="FILE", help="also draw the plan as an SVG picture")
     parser.add_argument("--service", action="append", metavar="NAME",
                         help="plan only this service (repeatable); the others are left out")
+    parser.add_argument("--accept-sampled-order-check", action="store_true",
+                        help="exit 0 when the arrival-order check could only sample orders (too many to check "
+                             "exhaustively) and none it tried left a replica Pending (as hami-eks:acceptSampledOrderCheck)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         config, settings = read_stack(args)
+        if args.accept_sampled_order_check:
+            settings = dataclasses.replace(settings, accept_sampled_order_check=True)
         prices, price_note = aws_pricing.price_lookup(args.prices, settings.region, aws_session.stack_profile(config))
         asking = terminal.waiting("plan: asking AWS for prices...") if args.prices != "recorded" else nullcontext()
         with asking:
@@ -63,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     unplaceable, misfit = not result.deployable, bool(modelfit_report.misfits(fits))
     if unplaceable and settings.allow_unschedulable:
         warnings.append("hami-eks:allowUnschedulable is true: pulumi up deploys anyway; the replicas below stay Pending")
+    if result.accept_sampled and result.order_unproven:
+        warnings.append(f"the arrival-order check is a sample of {result.orders.tried} orders, not a proof; "
+                        f"accepted (acceptSampledOrderCheck)")
     if misfit and settings.allow_model_misfit:
         warnings.append("hami-eks:allowModelMisfit is true: pulumi up deploys anyway; the servers below crash-loop")
     if args.svg is not None:

@@ -75,7 +75,7 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
         problems.add(f"{key}.name", "must not be empty; it names the Deployment and Service, e.g. 'vllm-t4-qwen'")
     unknown_fields(problems, key, raw, _SERVICE_FIELDS)
     model = read_field(problems, key, raw, "model", as_str, "", required=True)
-    gpu_type = read_field(problems, key, raw, "gpuType", as_str, "", required=True)
+    gpu_type = read_field(problems, key, raw, "gpuType", as_str, None, required=True)
     replicas = read_field(problems, key, raw, "replicas", as_int, 1)
     gpumem = read_field(problems, key, raw, "gpumem", as_int)
     pct = read_field(problems, key, raw, "gpumemPercentage", as_int)
@@ -138,7 +138,9 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
         problems.add(f"{key}.startupTimeoutSeconds", f"{startup}s is more than a day; 1800 covers a large model's "
                                                      f"first download and load")
 
-    group = _resolve_group(problems, key, gpu_type, wanted_group, groups)
+    # A blank gpuType is no constraint in HAMi (hami.gpu_type_matches): every group matches.
+    group = _resolve_group(problems, key, gpu_type, wanted_group, groups) if gpu_type is not None else None
+    gpu_type = gpu_type or ""
     service = ServiceSettings(
         name=name, model=model, gpu_type=gpu_type, node_group=group.name if group else "",
         replicas=replicas, gpumem=gpumem, gpumem_percentage=pct, args=args, image=image,
@@ -161,8 +163,6 @@ def _service(problems: Problems, index: int, raw: Any, groups: Mapping[str, Node
 def _resolve_group(problems: Problems, key: str, gpu_type: str, wanted: str | None,
                    groups: Mapping[str, NodeGroupSettings]) -> NodeGroupSettings | None:
     """The node group a service is pinned to (nodeSelector accelerator=<group>)."""
-    if not gpu_type:
-        return None
     valid = {n: g for n, g in groups.items() if g.valid}
     matching = [g for g in valid.values() if hami.gpu_type_matches(gpu_type, g.gpu.registered_type)]
     if wanted is not None:

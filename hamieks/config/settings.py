@@ -63,6 +63,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("namespace", "string", "llm", "Namespace the model servers run in."),
     ConfigKey("allowUnschedulable", "boolean", False,
               "Deploy even when the placement preflight finds replicas HAMi cannot place (warn instead of fail)."),
+    ConfigKey("acceptSampledOrderCheck", "boolean", False,
+              "Deploy when the arrival-order check could only sample orders (too many to check them all) and "
+              "none it tried left a replica Pending; otherwise an unproven check fails the preflight."),
     ConfigKey("prices", "string", "auto",
               "Where the program's cost estimate comes from: auto (live from AWS where it answers, else the recorded "
               "table), live, or recorded."),
@@ -119,6 +122,7 @@ class Settings:
     namespace: str
     allow_unschedulable: bool
     allow_model_misfit: bool
+    accept_sampled_order_check: bool
     prices: str  # one of catalog.PRICE_MODES
     hf_token_configured: bool
     vllm_api_key_configured: bool
@@ -287,7 +291,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         system_instance_type=v["systemInstanceType"],
         system_node_count=v["systemNodeCount"], hami_chart_version=v["hamiChartVersion"],
         vllm_image=v["vllmImage"], namespace=v["namespace"], allow_unschedulable=v["allowUnschedulable"],
-        allow_model_misfit=v["allowModelMisfit"], prices=v["prices"],
+        allow_model_misfit=v["allowModelMisfit"], accept_sampled_order_check=v["acceptSampledOrderCheck"],
+        prices=v["prices"],
         hf_token_configured=bool(v["hfToken"]), vllm_api_key_configured=bool(v["vllmApiKey"]),
         node_groups=tuple(groups.values()), services=tuple(services),
         control_plane_log_retention_days=v["controlPlaneLogRetentionDays"],

@@ -44,10 +44,13 @@ def _verdicts(plan: placement.Plan, misfits: Sequence[str]) -> list[str]:
     lines = []
     if plan.unschedulable:
         lines.append(f"{len(plan.unschedulable)} replica(s) cannot be placed (Pending, drawn below)")
+    elif plan.counterexample is not None:
+        stuck = ", ".join(f"{u.service}-{u.replica}" for u in plan.counterexample.unschedulable)
+        how = " and tie-breaks" if plan.counterexample.ties else ""
+        lines.append(f"Placed only in some arrival orders{how}: in another, {stuck} stay Pending")
     elif not plan.order_robust:
-        example = plan.counterexample
-        stuck = ", ".join(f"{u.service}-{u.replica}" for u in example.unschedulable) if example else "some replicas"
-        lines.append(f"Placed only in some arrival orders: in another order {stuck} stay Pending")
+        accepted = " (accepted by acceptSampledOrderCheck)" if plan.deployable else ""
+        lines.append(f"Arrival orders only sampled, not proven: the exhaustive search gave up{accepted}")
     for service in misfits:
         lines.append(f"{service}: the model does not fit its slice (vLLM would not start)")
     return lines

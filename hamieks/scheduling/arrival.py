@@ -4,8 +4,9 @@
 (kube-controller-manager's slowStartBatch: 1, 2, 4, ... pods per burst), so hami-scheduler sees
 the replicas of different services interleaved, in an order no one chooses. On scarce capacity
 the order decides who fits. The planner therefore places the stack not only in stack order but in
-every order listed here, and calls the plan order-robust only when each of them places every
-replica.
+every order listed here (with its tie convention) before the exhaustive search of
+hamieks/scheduling/order_proof.py, which alone can call the plan order-robust: these orders are
+a sample unless they are all the orders there are, and even then they follow one tie-break.
 
 Replicas of one service are identical, so an order is a sequence of service indices (the n-th
 occurrence of service s is its replica n); orders with the same sequence are one order. When a

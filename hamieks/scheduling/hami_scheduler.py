@@ -3,10 +3,10 @@
 Each rule names the HAMi file and function it mirrors; docs/hami-rules.md lists them all with
 what is deliberately left out.
 
-Ties are ours. HAMi breaks them at random (nodes are scored in goroutines; a node's GPUs are
-registered in Go map order), so the simulation uses a deterministic convention: among equal nodes
-the first in settings order (groups as listed, then `<group>-1`, `<group>-2`, ...); among equal
-GPUs the higher NUMA node (that part is HAMi's) and then the highest index.
+Ties: HAMi breaks them at random (goroutines, Go map order) and a tie can decide whether a later
+pod fits. `hami_choices` lists every pick HAMi may make (order_proof.py follows each); `run` uses a
+convention unless given `choices`: among equal nodes the first in settings order (`<group>-1`,
+`<group>-2`, ...); among equal GPUs the higher NUMA node (HAMi's) and then the highest index.
 
 Speed: usage only grows, so a node that cannot take a replica of a service never takes a later
 one. Each service keeps a heap of its candidate nodes keyed by (score, settings order); a node
@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hamieks import hami
+from hamieks.errors import PlanError
 from hamieks.hami import BINPACK, CORES_PER_GPU, DEVICE_SPLIT_COUNT
 from hamieks.scheduling import allocatable, arrival
 from hamieks.scheduling.placement_inputs import NodeSpec, PodRequest, blocking_taint, gpu_type_allowed, selector_matches
@@ -100,19 +101,24 @@ class _Node:
         self.version = 0
 
 
-def _gpu_rejection(gpu: _Gpu, memreq: int, cores: int) -> str | None:
-    """Why this GPU cannot take the request, in the order of device.go Fit's checks; None: it fits."""
-    if gpu.slots >= DEVICE_SPLIT_COUNT:
+def gpu_rejection(slots: int, used_mem: int, used_cores: int, total: int, memreq: int, cores: int) -> str | None:
+    """Why a GPU with this usage cannot take the request, in the order of device.go Fit's checks;
+    None: it fits."""
+    if slots >= DEVICE_SPLIT_COUNT:
         return "slots"
-    if gpu.total - gpu.used_mem < memreq:
+    if total - used_mem < memreq:
         return "memory"
-    if CORES_PER_GPU - gpu.cores < cores:
+    if CORES_PER_GPU - used_cores < cores:
         return "cores"
-    if cores == CORES_PER_GPU and gpu.slots > 0:  # "Coresreq=100 indicates it want this card exclusively"
+    if cores == CORES_PER_GPU and slots > 0:  # "Coresreq=100 indicates it want this card exclusively"
         return "exclusive"
-    if gpu.cores == CORES_PER_GPU and cores == 0:  # "can't allocate core=0 job to an already full GPU"
+    if used_cores == CORES_PER_GPU and cores == 0:  # "can't allocate core=0 job to an already full GPU"
         return "cores"
     return None
+
+
+def _gpu_rejection(gpu: _Gpu, memreq: int, cores: int) -> str | None:
+    return gpu_rejection(gpu.slots, gpu.used_mem, gpu.cores, gpu.total, memreq, cores)
 
 
 def _choose_gpu(node: _Node, memreq: int, cores: int, binpack: bool) -> _Gpu | None:
@@ -239,11 +245,15 @@ class Scheduler:
     def stack_order(self) -> tuple[int, ...]:
         return tuple(s for s, pod in enumerate(self.pods) for _ in range(pod.replicas))
 
-    def run(self, order: Sequence[int]) -> tuple[list[_Node], list[tuple[int, int, int, int]],
-                                                  list[tuple[int, int, str]]]:
+    def run(self, order: Sequence[int], choices: Mapping[int, tuple[int, int]] | None = None,
+            ) -> tuple[list[_Node], list[tuple[int, int, int, int]], list[tuple[int, int, str]]]:
         """Place the replicas in this order: (node state, placements as (service, replica, node,
-        gpu index), unschedulable as (service, replica, reason))."""
-        state = [_Node(spec, o) for o, spec in enumerate(self.nodes)]
+        gpu index), unschedulable as (service, replica, reason)).
+
+        `choices` breaks ties the way a live HAMi may: step (0-based position in `order`) ->
+        (node order, GPU index), which must be one of `hami_choices` at that step (PlanError
+        otherwise); the other steps follow our convention."""
+        state = self.empty_state()
         services = self.services
         binpack_nodes = [svc.pod.node_policy == BINPACK for svc in services]
         heaps = []
@@ -259,7 +269,7 @@ class Scheduler:
         failed: list[str | None] = [svc.reason for svc in services]
         placements: list[tuple[int, int, int, int]] = []
         unschedulable: list[tuple[int, int, str]] = []
-        for s in order:
+        for step, s in enumerate(order):
             svc = services[s]
             replica = next_replica[s]
             next_replica[s] += 1
@@ -270,7 +280,14 @@ class Scheduler:
                 continue
             heap, binpack_gpus = heaps[s], svc.pod.gpu_policy == BINPACK
             gpu, node = None, None
-            while heap:
+            choice = choices.get(step) if choices else None
+            if choice is not None:
+                if choice not in self.hami_choices(state, s):
+                    raise PlanError(f"{svc.pod.service}-{replica} cannot go to {self.nodes[choice[0]].name} GPU "
+                                    f"{choice[1]}: HAMi would not choose it there")
+                node = state[choice[0]]
+                gpu = node.gpus[choice[1]]
+            while heap and gpu is None:
                 _, o, version = heap[0]
                 node = state[o]
                 if version != node.version:
@@ -294,8 +311,49 @@ class Scheduler:
                     heapq.heappush(heaps[other], _heap_key(node, binpack_nodes[other]))
         return state, placements, unschedulable
 
-    def simulation(self, order: Sequence[int]) -> Simulation:
-        return self.result(*self.run(order))
+    def simulation(self, order: Sequence[int], choices: Mapping[int, tuple[int, int]] | None = None) -> Simulation:
+        return self.result(*self.run(order, choices))
+
+    def empty_state(self) -> list[_Node]:
+        return [_Node(spec, o) for o, spec in enumerate(self.nodes)]
+
+    def place(self, state: Sequence[_Node], s: int, replica: int, choice: tuple[int, int]) -> None:
+        """Book service s's replica on (node order, GPU index), as Filter's AddPod does."""
+        node = state[choice[0]]
+        _allocate(node, node.gpus[choice[1]], s, replica, self.services[s].memreq[choice[0]], self.pods[s])
+
+    def convention(self, state: Sequence[_Node], s: int) -> tuple[int, int] | None:
+        """What `run` picks without a tie choice: among HAMi's choices the first node in settings
+        order, and on it the highest GPU index (None: HAMi has no choice, the replica is Pending)."""
+        if not (options := self.hami_choices(state, s)):
+            return None
+        node = min(o for o, _ in options)
+        return node, max(g for o, g in options if o == node)
+
+    def hami_choices(self, state: Sequence[_Node], s: int) -> list[tuple[int, int]]:
+        """Every (node order, GPU index) HAMi may give service s's next replica in this state.
+        scheduler.go Filter sorts the fitting nodes by score (node_policy.go Less) and takes the
+        last; score.go calcScoreWithOptions appends them from goroutines and sort.Sort is not
+        stable, so any of the equal best may come last. device.go Fit walks the GPUs sorted by
+        (score, NUMA) (gpu_policy.go Less) from the end and takes the first that fits; equal ones
+        keep the device plugin's Go-map registration order, so any may come first."""
+        svc = self.services[s]
+        binpack_nodes, binpack_gpus = svc.pod.node_policy == BINPACK, svc.pod.gpu_policy == BINPACK
+        best: float | None = None
+        result: list[tuple[int, int]] = []
+        for o in svc.candidates:
+            node = state[o]
+            fitting = [g for g in node.gpus if _gpu_rejection(g, svc.memreq[o], svc.pod.cores) is None]
+            if not fitting or not _node_has_room(node, svc.pod):
+                continue
+            score = node.score if binpack_nodes else -node.score
+            if best is not None and score < best:
+                continue
+            if best is None or score > best:
+                best, result = score, []
+            top = max((g.score if binpack_gpus else -g.score, g.numa) for g in fitting)
+            result += [(o, g.index) for g in fitting if (g.score if binpack_gpus else -g.score, g.numa) == top]
+        return result
 
     def result(self, state: list[_Node], placed: list[tuple[int, int, int, int]],
                stuck: list[tuple[int, int, str]]) -> Simulation:
@@ -323,11 +381,13 @@ def sharing(state: Sequence[_Node]) -> list[tuple[int, ...]]:
     return sorted(tuple(sorted(s for s, _ in gpu.pods)) for node in state for gpu in node.gpus if gpu.pods)
 
 
-def simulate(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest], order: Sequence[int] | None = None) -> Simulation:
+def simulate(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest], order: Sequence[int] | None = None,
+             choices: Mapping[int, tuple[int, int]] | None = None) -> Simulation:
     """Place every replica as HAMi would, in stack order or in `order` (one service index per
-    replica; the n-th occurrence of a service is its replica n)."""
+    replica; the n-th occurrence of a service is its replica n), ties broken by `choices` (see
+    Scheduler.run) where given and by our convention elsewhere."""
     scheduler = Scheduler(nodes, pods)
-    return scheduler.simulation(scheduler.stack_order() if order is None else order)
+    return scheduler.simulation(scheduler.stack_order() if order is None else order, choices)
 
 
 # ---- candidates and reasons --------------------------------------------------------------------

@@ -5,10 +5,12 @@ docs/hami-rules.md), run before anything is paid for, on the pods and nodes the 
 (hamieks/scheduling/placement_inputs.py).
 
 Arrival order: the printed plan places the replicas in stack order; the robustness check places
-them again in every other order hamieks.scheduling.arrival lists (reverse, round-robin, slow-start bursts,
-largest/smallest first, seeded shuffles - or every order when there are few). The plan is
-order-robust when each of them places every replica; the first that does not is the
-counterexample, and the preflight fails on it as on an unplaceable replica.
+them again in the orders hamieks.scheduling.arrival lists (reverse, round-robin, slow-start bursts,
+largest/smallest first, seeded shuffles - or every order when there are few), then searches every
+order and every tie-break HAMi may draw (hamieks/scheduling/order_proof.py). The plan is
+order-robust only when that search proves it; a failing order is the counterexample, and the
+preflight fails on it as on an unplaceable replica. When the search gives up (its state budget),
+the check is a sample: not proven, and the preflight fails unless acceptSampledOrderCheck is set.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from hamieks import cost
 from hamieks.config.settings import Settings
 from hamieks.errors import PlanError
-from hamieks.scheduling import arrival
+from hamieks.scheduling import arrival, order_proof
 from hamieks.scheduling.hami_scheduler import (
     GpuUsage,
     Placement,
@@ -46,62 +48,126 @@ from hamieks.scheduling.placement_inputs import (
 
 # ---- arrival-order robustness ------------------------------------------------------------------
 
+EXHAUSTIVE, SAMPLED = "exhaustive", "sampled"
+# Pulumi carries numbers as float64: a larger count of orders is reported as a float, and one
+# beyond float range (a stack of thousands of replicas) as this.
+_MAX_REPORTED_ORDERS = 1e300
+
+
+@dataclass(frozen=True)
+class TieBreak:
+    """A step of a counterexample where HAMi breaks an equal score differently from our convention."""
+
+    pod: str
+    node: str
+    gpu: int
+    convention_node: str  # what the printed plan's convention picks there
+    convention_gpu: int
+
+    def describe(self) -> str:
+        return (f"{self.pod} to {self.node} GPU {self.gpu} (scored the same as {self.convention_node} "
+                f"GPU {self.convention_gpu}, which the printed plan uses)")
+
+
 @dataclass(frozen=True)
 class Counterexample:
-    """An arrival order in which HAMi leaves replicas Pending although the stack order places all."""
+    """An arrival order (and the tie-breaks HAMi may make) leaving replicas Pending although the
+    stack order places all. Replays: Scheduler.run(services, choices) gives `unschedulable`."""
 
-    name: str  # which of hamieks.scheduling.arrival's orders, e.g. "round-robin"
+    name: str  # which of hamieks.scheduling.arrival's orders, e.g. "round-robin", or the search's
     order: tuple[str, ...]  # pod names in arrival order
     unschedulable: tuple[Unschedulable, ...]
     competing: tuple[str, ...]  # services on the nodes the Pending replicas could have used
     groups: tuple[str, ...]  # the node groups of those nodes
+    services: tuple[int, ...] = ()  # the order as service indices (stack order numbering)
+    choices: tuple[tuple[int, int, int], ...] = ()  # (step, node order, GPU index) of each tie-break
+    ties: tuple[TieBreak, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"order": list(self.order),
+                "ties": [{"pod": t.pod, "node": t.node, "gpu": t.gpu,
+                          "insteadOf": {"node": t.convention_node, "gpu": t.convention_gpu}} for t in self.ties],
                 "unschedulable": [{"service": u.service, "replica": u.replica, "reason": u.reason}
                                   for u in self.unschedulable]}
 
 
 @dataclass(frozen=True)
 class OrderCheck:
-    robust: bool  # every tried order placed every replica
-    tried: int  # distinct orders tried, the stack order included
-    exhaustive: bool  # those were all the orders there are
-    sharing_robust: bool  # every tried order paired the same services on GPUs as the stack order
+    robust: bool  # proven: every arrival order and every tie-break places every replica
+    method: str  # EXHAUSTIVE (searched every order and tie) or SAMPLED (a list of orders, our ties)
+    tried: int  # SAMPLED: orders placed; EXHAUSTIVE: every distinct arrival order
+    sharing_robust: bool  # every order of `sharing_tried` paired the same services on GPUs
     counterexample: Counterexample | None
+    states: int = 0  # states the exhaustive search visited (it gives up after order_proof.MAX_STATES)
+    sharing_tried: int = 1  # arrival orders compared for sharing (our tie convention)
+    sharing_exhaustive: bool = True  # those were every distinct arrival order
+
+    @property
+    def exhaustive(self) -> bool:
+        return self.method == EXHAUSTIVE
+
+    @property
+    def unproven(self) -> bool:
+        """Sampled, and no order tried left a replica Pending: neither proven nor refuted."""
+        return self.method == SAMPLED and self.counterexample is None and self.tried > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        tried: float = self.tried
+        if tried > 2 ** 53:
+            tried = float(self.tried) if self.tried < _MAX_REPORTED_ORDERS else _MAX_REPORTED_ORDERS
+        return {"method": self.method, "ordersTried": tried, "statesVisited": self.states}
 
 
 def tried_orders(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest]) -> list[arrival.ArrivalOrder]:
-    """The arrival orders the robustness check tries for these pods on these nodes, stack order first."""
+    """The arrival orders the sampled check tries for these pods on these nodes, stack order first."""
     return Scheduler(nodes, pods).orders()
 
 
-def check_orders(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest]) -> tuple[Simulation, OrderCheck]:
-    """The stack-order simulation, and whether every other tried order also places every replica."""
+def check_orders(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest],
+                 budget: int = order_proof.MAX_STATES) -> tuple[Simulation, OrderCheck]:
+    """The stack-order simulation, and whether every arrival order and tie-break places every
+    replica: first the named orders (cheap, and a failure among them reads well), then the
+    exhaustive search (hamieks/scheduling/order_proof.py) for a proof."""
     scheduler = Scheduler(nodes, pods)
     orders = scheduler.orders()
-    exhaustive = arrival.exhaustive([pod.replicas for pod in pods])
+    replicas = [pod.replicas for pod in pods]
+    all_orders = arrival.exhaustive(replicas)
     state, placed, stuck = scheduler.run(orders[0].services)
     primary = scheduler.result(state, placed, stuck)
     if stuck:  # the plan already fails in stack order; other orders add nothing to act on
-        return primary, OrderCheck(False, 1, exhaustive and len(orders) == 1, True, None)
+        return primary, OrderCheck(False, SAMPLED, 1, True, None)
     paired = sharing(state)
     sharing_robust = True
-    for candidate in orders[1:]:
+    for tried, candidate in enumerate(orders[1:], 2):
         state, placed, stuck = scheduler.run(candidate.services)
         if stuck:
-            return primary, OrderCheck(False, len(orders), exhaustive, False,
-                                       _counterexample(scheduler, candidate, placed, stuck))
+            failure = _counterexample(scheduler, candidate.name, candidate.services, {}, placed, stuck)
+            return primary, OrderCheck(False, SAMPLED, tried, False, failure, 0, tried, False)
         sharing_robust = sharing_robust and sharing(state) == paired
-    return primary, OrderCheck(True, len(orders), exhaustive, sharing_robust, None)
+    proof = order_proof.prove(scheduler, budget)
+    if not proof.complete:
+        return primary, OrderCheck(False, SAMPLED, len(orders), sharing_robust, None, proof.states,
+                                   len(orders), all_orders)
+    example: Counterexample | None = None
+    if proof.order is not None:
+        state, placed, stuck = scheduler.run(proof.order, proof.choices)
+        example = _counterexample(scheduler, "found by the exhaustive search", proof.order, proof.choices,
+                                  placed, stuck)
+    return primary, OrderCheck(example is None, EXHAUSTIVE, arrival.distinct_orders(replicas), sharing_robust,
+                               example, proof.states, len(orders), all_orders)
 
 
-def _counterexample(scheduler: Scheduler, candidate: arrival.ArrivalOrder,
+def replay(nodes: Sequence[NodeSpec], pods: Sequence[PodRequest], example: Counterexample) -> Simulation:
+    """The counterexample placed again: its order, with its tie-breaks."""
+    return Scheduler(nodes, pods).simulation(example.services, {step: (n, g) for step, n, g in example.choices})
+
+
+def _counterexample(scheduler: Scheduler, name: str, services: Sequence[int], choices: dict[int, tuple[int, int]],
                     placed: list[tuple[int, int, int, int]], stuck: list[tuple[int, int, str]]) -> Counterexample:
     names = [pod.service for pod in scheduler.pods]
     seen = [0] * len(names)
     order = []
-    for s in candidate.services:
+    for s in services:
         seen[s] += 1
         order.append(f"{names[s]}-{seen[s]}")
     stuck_services = {s for s, _, _ in stuck}
@@ -109,8 +175,24 @@ def _counterexample(scheduler: Scheduler, candidate: arrival.ArrivalOrder,
     on_those = {s for s, _, o, _ in placed if o in wanted_nodes}
     competing = tuple(names[s] for s in sorted(stuck_services | on_those))
     groups = tuple(dict.fromkeys(scheduler.nodes[o].group for o in sorted(wanted_nodes)))
-    return Counterexample(candidate.name, tuple(order),
-                          tuple(Unschedulable(names[s], r, why) for s, r, why in stuck), competing, groups)
+    node_name = [spec.name for spec in scheduler.nodes]
+    ties = []
+    for tie in sorted(choices.items()):
+        step, (node, gpu) = tie
+        other = _convention_at(scheduler, services, choices, step)
+        ties.append(TieBreak(order[step], node_name[node], gpu, node_name[other[0]], other[1]))
+    return Counterexample(name, tuple(order), tuple(Unschedulable(names[s], r, why) for s, r, why in stuck),
+                          competing, groups, tuple(services),
+                          tuple((step, n, g) for step, (n, g) in sorted(choices.items())), tuple(ties))
+
+
+def _convention_at(scheduler: Scheduler, services: Sequence[int], choices: dict[int, tuple[int, int]],
+                   step: int) -> tuple[int, int]:
+    """Our convention's (node, GPU) for the step, in the state the order and ties reach before it."""
+    state, _, _ = scheduler.run(services[:step], {k: v for k, v in choices.items() if k < step})
+    choice = scheduler.convention(state, services[step])
+    assert choice is not None  # a tie-break step has choices
+    return choice
 
 
 # ---- the plan -----------------------------------------------------------------------------------
@@ -122,8 +204,9 @@ class Plan:
     unschedulable: tuple[Unschedulable, ...]
     cost: cost.CostEstimate | None  # None: a price the stack needs is unknown
     services: tuple[str, ...] = field(default=())
-    orders: OrderCheck = field(default=OrderCheck(True, 1, True, True, None))
+    orders: OrderCheck = field(default=OrderCheck(True, EXHAUSTIVE, 1, True, None))
     notes: tuple[str, ...] = field(default=())  # assumptions a reader should know (planning_notes)
+    accept_sampled: bool = False  # hami-eks:acceptSampledOrderCheck: a sampled check may deploy
 
     @property
     def allocated_mib(self) -> int:
@@ -149,8 +232,13 @@ class Plan:
 
     @property
     def order_robust(self) -> bool:
-        """Every tried arrival order places every replica (so all_placed too)."""
+        """Proven: every arrival order and every tie-break places every replica (so all_placed too)."""
         return self.orders.robust
+
+    @property
+    def order_unproven(self) -> bool:
+        """Every replica placed in each order sampled, but the exhaustive check gave up: no proof."""
+        return self.all_placed and self.orders.unproven
 
     @property
     def counterexample(self) -> Counterexample | None:
@@ -158,12 +246,13 @@ class Plan:
 
     @property
     def deployable(self) -> bool:
-        """What the preflight requires (unless allowUnschedulable): placed, whatever the order."""
-        return self.all_placed and self.order_robust
+        """What the preflight requires (unless allowUnschedulable): placed, whatever the order,
+        proven, or sampled without a failure when acceptSampledOrderCheck accepts that."""
+        return self.all_placed and (self.order_robust or (self.accept_sampled and self.order_unproven))
 
     def to_dict(self, stack: str) -> dict[str, Any]:
         """The `placementPlan` stack output and `plan --json`: issue 4's schema plus issue 8's
-        orderRobust and counterexample."""
+        orderRobust and counterexample, and issue 20's orderCheck (how the orders were checked)."""
         return {
             "stack": stack,
             "gpus": [
@@ -183,6 +272,7 @@ class Plan:
             "gpuMemoryAllocation": self.gpu_memory_allocation,
             "estimatedHourlyCostUsd": self.estimated_hourly_cost_usd,
             "orderRobust": self.order_robust,
+            "orderCheck": self.orders.to_dict(),
             "counterexample": self.counterexample.to_dict() if self.counterexample else None,
         }
 
@@ -197,11 +287,12 @@ def plan(settings: Settings, services: Iterable[str] | None = None,
     pods = pods_from_settings(settings, services)
     result, orders = check_orders(nodes_from_settings(settings), pods)
     return Plan(result.gpus, result.placements, result.unschedulable, cost.estimate_cost(settings, prices),
-                tuple(p.service for p in pods), orders, planning_notes(settings))
+                tuple(p.service for p in pods), orders, planning_notes(settings),
+                settings.accept_sampled_order_check)
 
 __all__ = [
-    "Counterexample", "GpuUsage", "NodeSpec", "OrderCheck", "Placement", "Plan", "PlanError", "PodRequest",
-    "Simulation", "Unschedulable", "check_orders", "gpu_type_allowed",
+    "EXHAUSTIVE", "SAMPLED", "Counterexample", "GpuUsage", "NodeSpec", "OrderCheck", "Placement", "Plan", "PlanError",
+    "PodRequest", "Simulation", "TieBreak", "Unschedulable", "check_orders", "gpu_type_allowed",
     "nodes_from_settings", "plan", "planned_instance", "planning_notes", "pod_request", "pods_from_settings",
-    "simulate", "tolerates", "tried_orders", "usage_score",
+    "replay", "simulate", "tolerates", "tried_orders", "usage_score",
 ]

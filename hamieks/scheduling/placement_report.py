@@ -53,8 +53,23 @@ def format_unschedulable(plan: Plan, stack: str | None = None) -> str:
         return "\n".join(lines)
     example = plan.counterexample
     if example is None:
-        return "every replica can be placed, in every arrival order tried"
+        if plan.order_unproven:
+            return format_unproven(plan, stack)
+        return "every replica can be placed, in every arrival order and every tie-break"
     return _order_dependent(plan, example, stack)
+
+
+def format_unproven(plan: Plan, stack: str | None = None) -> str:
+    """The preflight error (or, accepted, warning) when the order check could only sample."""
+    checked = plan.orders
+    where = f" --stack {stack}" if stack else ""
+    return (f"The arrival-order check is a sample, not a proof: this stack has too many arrival orders and "
+            f"tie-breaks to check them all (the exhaustive search gave up after {checked.states} states), and "
+            f"each of the {checked.tried} orders tried places every replica, but another order may leave "
+            f"replicas Pending.\n"
+            f"Fix: spread the services over separate node groups (`nodeGroup`; the search takes node groups that "
+            f"share no service one at a time, which keeps it small), or accept the sample: "
+            f"set hami-eks:acceptSampledOrderCheck to true (`hami-eks plan{where} --accept-sampled-order-check`).")
 
 
 def _order_dependent(plan: Plan, example: Counterexample, stack: str | None) -> str:
@@ -69,6 +84,7 @@ def _order_dependent(plan: Plan, example: Counterexample, stack: str | None) -> 
         f"produce ({example.name}) {stuck} of them stay Pending:",
         *_stuck_lines(example.unschedulable),
         f"  arrival order: {shown}",
+        *(f"  HAMi breaking a tie: {tie.describe()}" for tie in example.ties),
         f"The services competing for node group(s) {groups}: {', '.join(example.competing)}"
         + (f" ({', '.join(others)} took the room first)" if others else "") + ".",
         f"Fix: add capacity (a larger desiredSize or instance type for {groups}), or give the competing "
@@ -79,19 +95,28 @@ def _order_dependent(plan: Plan, example: Counterexample, stack: str | None) -> 
 
 
 def guarantees(plan: Plan) -> list[str]:
-    """Which of the plan's promises hold, one line each, for the text report."""
+    """Which of the plan's promises hold, one line each, for the text report: never more than was
+    checked ("every possible arrival order" only when the exhaustive search, ties included, proved it)."""
     checked = plan.orders
     if not plan.all_placed:
         return ["Every replica placed: no - some cannot be placed even in stack order (see below)"]
-    if not plan.order_robust:
-        return ["Every replica placed: only in some arrival orders - another order a rollout can produce "
-                "leaves replicas Pending (see below)"]
-    how = ("every possible arrival order" if checked.exhaustive
-           else f"each of {checked.tried} arrival orders tried (stack, reverse, round-robin, slow-start bursts, "
-                f"largest/smallest first, seeded shuffles)")
-    lines = [f"Every replica placed: yes, in {how}"]
+    if checked.counterexample is not None:
+        how = "another order a rollout can produce" if not checked.counterexample.ties else \
+            "another order a rollout can produce, with HAMi breaking score ties at random,"
+        return [f"Every replica placed: only in some arrival orders - {how} leaves replicas Pending (see below)"]
+    if plan.order_robust:
+        lines = [f"Every replica placed: yes, in every possible arrival order and every way HAMi can break a score "
+                 f"tie (proven by an exhaustive search of {checked.states} states)"]
+    else:
+        accepted = ("accepted by hami-eks:acceptSampledOrderCheck" if plan.accept_sampled
+                    else "see below")
+        lines = [f"Every replica placed: in each of {checked.tried} arrival orders tried (stack, reverse, "
+                 f"round-robin, slow-start bursts, largest/smallest first, seeded shuffles; our tie convention) - "
+                 f"a sample, not a proof: the exhaustive search gave up after {checked.states} states ({accepted})"]
+    every = (f"all {checked.sharing_tried} arrival orders" if checked.sharing_exhaustive
+             else f"a sample of {checked.sharing_tried} arrival orders")
     if checked.sharing_robust:
-        lines.append("Which services share a GPU: the same in every order tried")
+        lines.append(f"Which services share a GPU: the same in every order tried ({every}, with our tie convention)")
     else:
         lines.append("Which pods share a GPU: as printed only in stack order; other arrival orders pair them "
                      "differently")

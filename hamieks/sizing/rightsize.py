@@ -173,6 +173,9 @@ def _plan_failure(plan: placement.Plan) -> str:
     if example is not None and example.unschedulable:
         u = example.unschedulable[0]
         return f"arrival order {example.name!r} leaves {u.service} replica {u.replica} Pending: {u.reason}"
+    if plan.order_unproven:
+        return (f"the arrival-order check is only a sample ({plan.orders.tried} orders; the exhaustive search gave up "
+                f"after {plan.orders.states} states); set hami-eks:acceptSampledOrderCheck to accept it")
     return "the plan is not deployable"
 
 
