@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import copy
 import hashlib
 import json
@@ -89,6 +90,9 @@ class ClusterState:
     # The `up` series the monitoring namespace's Prometheus answers any instant query with
     # (hami-eks:monitoring); None: no Prometheus Service.
     prometheus_up: list[Json] | None = None
+    # The servers' API key (hami-eks:vllmApiKey): vLLM then answers 401 without it, and the pods'
+    # environment has it as VLLM_API_KEY. None: no key.
+    api_key: str | None = None
     # (namespace, service) -> a real HTTP server GETs through the service proxy are forwarded to.
     proxied: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -486,7 +490,10 @@ class _Handler(BaseHTTPRequestHandler):
         """The command, run for real; the pod's loopback server is this fake's vLLM for that pod."""
         loopback = f"{self.server.url}/_loopback/{namespace}/{pod}"
         args = [arg.replace(LOOPBACK, loopback) for arg in argv[1:]]
-        done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=60)
+        env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+        if self.server.state.api_key is not None:  # the container's env, from the Secret
+            env["VLLM_API_KEY"] = self.server.state.api_key
+        done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=60, env=env)
         return Exec(done.stdout, done.stderr, done.returncode)
 
     # ---- POST through the service proxy ----------------------------------------------------
@@ -521,7 +528,9 @@ class _Handler(BaseHTTPRequestHandler):
         if state.control_plane_blocked is not None:
             self._blocked(state.control_plane_blocked, endpoints[0])
             return
-        self._vllm(namespace, name, path, body)
+        # The API server authenticated the caller and dropped its Authorization header
+        # (k8s.io/apiserver filters/authentication.go): the server sees none.
+        self._vllm(namespace, name, path, body, authorization=None)
 
     def _blocked(self, how: str, endpoint: Json) -> None:
         """The API server's answers when the pod drops its connection attempts (EKS control plane
@@ -549,12 +558,18 @@ class _Handler(BaseHTTPRequestHandler):
                 meta = candidate["metadata"]
                 if (meta["namespace"] == namespace and meta["name"] == pod
                         and all((meta.get("labels") or {}).get(k) == v for k, v in selector.items())):
-                    self._vllm(namespace, service["metadata"]["name"], path, body)
+                    self._vllm(namespace, service["metadata"]["name"], path, body,
+                               authorization=self.headers.get("Authorization"))
                     return
         self._send(404, {"detail": "Not Found"})
 
-    def _vllm(self, namespace: str, service: str, path: str, body: bytes) -> None:
-        """What vLLM's OpenAI server answers (vllm/entrypoints/openai: 404 for an unknown model)."""
+    def _vllm(self, namespace: str, service: str, path: str, body: bytes, authorization: str | None) -> None:
+        """What vLLM's OpenAI server answers (vllm/entrypoints/openai: 404 for an unknown model;
+        with an API key, 401 {"error": "Unauthorized"} on /v1 without `Authorization: Bearer <key>`)."""
+        key = self.server.state.api_key
+        if key is not None and path.startswith("v1/") and authorization != f"Bearer {key}":
+            self._send(401, {"error": "Unauthorized"})
+            return
         if path != "v1/chat/completions":
             self._send(404, {"detail": "Not Found"})
             return

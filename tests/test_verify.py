@@ -704,3 +704,42 @@ def test_devices_allocated_per_container():
 def test_devices_allocated_rejects_short_records():
     with pytest.raises(annotations.AnnotationError, match="HAMi writes UUID,vendor,MiB,cores"):
         annotations.parse_devices_allocated("GPU-a,NVIDIA,7500:;")
+
+
+# ---- a server that requires hami-eks:vllmApiKey --------------------------------------------------------
+
+def _keyed_project(tmp_path: Path) -> Path:
+    project = tmp_path / "keyed"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (project / "Pulumi.demo.yaml").write_text((ROOT / "Pulumi.demo.yaml").read_text()
+                                              + "  hami-eks:vllmApiKey:\n    secure: v1:KEYCIPHER\n")
+    return project
+
+
+def test_with_an_api_key_inference_is_asked_from_inside_a_pod_with_the_key(cluster, tmp_path):
+    """The service proxy cannot carry the key (401); the pod's environment has it."""
+    state = blog_cluster()
+    state.api_key = "sk-test-key"
+    kubeconfig = cluster(state)
+    result = verify_subprocess("--stack", "demo", "--kubeconfig", str(kubeconfig), "--json",
+                               "--project-dir", str(_keyed_project(tmp_path)))
+    doc = json.loads(result.stdout)
+    inference = _inference(doc)
+    assert all(c["ok"] for c in inference.values()), inference
+    for check in inference.values():
+        assert "inside pod" in check["detail"] and "requires hami-eks:vllmApiKey" in check["detail"]
+        assert "401" in check["detail"] and "sk-test-key" not in check["detail"]
+    assert len(_python_execs(cluster)) == len(SERVICES)
+
+
+def test_a_pod_without_the_key_fails_inference_with_the_servers_401(cluster, tmp_path):
+    state = blog_cluster()
+    state.api_key = "sk-test-key"
+    # The stack (and so the pods) has no key, but the live servers require one: a drifted cluster.
+    result = verify_subprocess("--stack", "demo", "--kubeconfig", str(cluster(state)), "--json")
+    inference = _inference(json.loads(result.stdout))
+    assert result.returncode == 1
+    assert all(not c["ok"] and c["detail"].startswith("POST /v1/chat/completions via the service proxy: 401")
+               for c in inference.values()), inference
+    assert _python_execs(cluster) == []

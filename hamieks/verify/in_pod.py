@@ -125,6 +125,14 @@ def _api_status(body: str) -> Mapping[str, Any] | None:
 _NO_ENDPOINTS = "no endpoints available"
 
 
+def proxy_lacks_the_key(settings: Settings, response: ProxyResponse) -> bool:
+    """With `vllmApiKey` set the server answers 401 through the service proxy: the API server
+    drops the Authorization header once it has authenticated the caller (k8s.io/apiserver
+    pkg/endpoints/filters/authentication.go withAuthentication: req.Header.Del("Authorization")),
+    so no key can ride along. The pod's own environment has it: ask from inside instead."""
+    return settings.vllm_api_key_configured and response.status == 401
+
+
 def proxy_blocked(response: ProxyResponse) -> bool:
     """The service proxy failed the way a NetworkPolicy that drops the control plane's traffic
     makes it fail, so asking from inside a pod can tell a blocked path from a broken server.
@@ -168,9 +176,12 @@ def inference_pod(snapshot: Snapshot, settings: Settings, svc: ServiceSettings) 
 # It always exits 0 once it ran, and prints one JSON line: status (0 when nothing answered),
 # seconds and the body (cut to 4000 characters).
 _IN_POD_SCRIPT = """\
-import json, sys, time, urllib.error, urllib.request
+import json, os, sys, time, urllib.error, urllib.request
 url, timeout, body = sys.argv[1], float(sys.argv[2]), sys.argv[3].encode()
-request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+headers = {"Content-Type": "application/json"}
+if os.environ.get("VLLM_API_KEY"):  # the server's own key (hami-eks:vllmApiKey), from its Secret
+    headers["Authorization"] = "Bearer " + os.environ["VLLM_API_KEY"]
+request = urllib.request.Request(url, data=body, headers=headers)
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 started = time.monotonic()
 try:
@@ -260,9 +271,13 @@ def check_inference(settings: Settings, svc: ServiceSettings, response: ProxyRes
 
 
 def _check_in_pod(target: str, model: str, proxy: ProxyResponse, inside: InPodAnswer) -> Check:
-    blocked = (f"the service proxy got {_proxy_outcome(proxy)}: the {workloads.NETWORK_POLICY_NAME} NetworkPolicy "
-               f"does not admit the EKS control plane (aws/aws-network-policy-agent#281); clients labelled "
-               f"{workloads.CLIENT_POD_LABEL[0]}={workloads.CLIENT_POD_LABEL[1]} are not affected")
+    if proxy.status == 401:
+        blocked = (f"the service proxy got {_proxy_outcome(proxy)}: the server requires hami-eks:vllmApiKey, which "
+                   f"the API server's proxy cannot pass on; clients send it as Authorization: Bearer <key>")
+    else:
+        blocked = (f"the service proxy got {_proxy_outcome(proxy)}: the {workloads.NETWORK_POLICY_NAME} NetworkPolicy "
+                   f"does not admit the EKS control plane (aws/aws-network-policy-agent#281); clients labelled "
+                   f"{workloads.CLIENT_POD_LABEL[0]}={workloads.CLIENT_POD_LABEL[1]} are not affected")
     answer = in_pod_response(inside.result)
     where = f"inside pod {inside.pod}"
     if isinstance(answer, str):

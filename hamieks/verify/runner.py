@@ -44,7 +44,9 @@ def verify_once(cluster: Cluster, settings: Settings, plan: Plan, options: Optio
             inside = None
             # The service proxy comes first: it also proves the Service routes to the pods. When
             # a NetworkPolicy keeps the control plane out, ask the server from inside a Ready pod.
-            pod = in_pod.inference_pod(snapshot, settings, svc) if in_pod.proxy_blocked(response) else None
+            # So does a server that requires vllmApiKey, which the proxy cannot carry.
+            elsewhere = in_pod.proxy_blocked(response) or in_pod.proxy_lacks_the_key(settings, response)
+            pod = in_pod.inference_pod(snapshot, settings, svc) if elsewhere else None
             if pod is not None:
                 command = in_pod.in_pod_command(svc.model, options.in_pod_timeout)
                 result = cluster.exec(settings.namespace, pod.pod, pod.container, command,
