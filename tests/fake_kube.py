@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import copy
 import hashlib
 import json
+import os
 import re
 import struct
 import subprocess
