@@ -182,38 +182,25 @@ class Cluster:
     def get_service(self, namespace: str, service: str, port: int, path: str,
                     query: list[tuple[str, str]] | None = None) -> ProxyResponse:
         """GET through the API server's service proxy (as post_service), within REQUEST_TIMEOUT."""
-        resource = (f"/api/v1/namespaces/{quote(namespace)}/services/{quote(service)}:{port}"
-                    f"/proxy/{path.lstrip('/')}")
-        started = time.monotonic()
-        try:
-            request = self.api.param_serialize(
-                method="GET", resource_path=resource, query_params=query or [],
-                header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-            response = self.api.call_api(*request, _request_timeout=self.timeout)
-            response.read()  # type: ignore[no-untyped-call]
-            text = (response.data or b"").decode("utf-8", "replace")
-            return ProxyResponse(response.status, text, time.monotonic() - started)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            return ProxyResponse(0, f"no response: {exc}", time.monotonic() - started, timed_out=_read_timeout(exc))
-        except ApiException as exc:
-            return ProxyResponse(exc.status or 0, str(exc.body or exc.reason), time.monotonic() - started)
+        return self._through_service(namespace, service, port, path, self.timeout, method="GET",
+                                     query_params=query or [], header_params={"Accept": "application/json"})
 
     def post_service(self, namespace: str, service: str, port: int, path: str, body: JsonObject,
                      timeout: float = 120.0) -> ProxyResponse:
-        """POST JSON to a Service through the API server's service proxy (no port-forward).
+        """POST JSON to a Service through the API server's service proxy (no port-forward)."""
+        return self._through_service(namespace, service, port, path, timeout, method="POST", body=body,
+                                     header_params={"Content-Type": "application/json", "Accept": "application/json"})
 
-        /api/v1/namespaces/{ns}/services/{name}:{port}/proxy/{path}; the generated
-        connect_post_* methods take no request body, so the request is built with the
-        client's own serializer, with its authentication.
-        """
+    def _through_service(self, namespace: str, service: str, port: int, path: str, timeout: Any,
+                         **request_args: Any) -> ProxyResponse:
+        """/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/{path}; the generated connect_*
+        methods take no request body, so the request is built with the client's own serializer,
+        with its authentication. Every failure is a ProxyResponse, never an exception."""
         resource = (f"/api/v1/namespaces/{quote(namespace)}/services/{quote(service)}:{port}"
                     f"/proxy/{path.lstrip('/')}")
         started = time.monotonic()
         try:
-            request = self.api.param_serialize(
-                method="POST", resource_path=resource,
-                header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                body=body, auth_settings=["BearerToken"])
+            request = self.api.param_serialize(resource_path=resource, auth_settings=["BearerToken"], **request_args)
             response = self.api.call_api(*request, _request_timeout=timeout)
             response.read()  # type: ignore[no-untyped-call]
             text = (response.data or b"").decode("utf-8", "replace")
