@@ -223,10 +223,12 @@ class Cluster(pulumi.ComponentResource):
         aws.eks.Addon(
             f"{name}-ebs-csi", cluster_name=args.cluster_name, addon_name="aws-ebs-csi-driver",
             service_account_role_arn=ebs_role.arn, **_addon_version(args, "aws-ebs-csi-driver"),
-            # Every volume the driver creates for a PVC carries kubernetes.io/cluster/<name>=owned
-            # (aws-ebs-csi-driver charts values.yaml controller.k8sTagClusterId -> --k8s-tag-cluster-id),
-            # the tag the leak audit finds volumes left after destroy by.
-            configuration_values=json.dumps({"controller": {"k8sTagClusterId": args.cluster_name}}),
+            # Every volume the driver creates for a PVC carries the stack's tags (project, stack,
+            # cluster), which the leak audit finds volumes left after destroy by.
+            # controller.extraVolumeTags is in the add-on's configuration schema from its first
+            # versions (`aws eks describe-addon-configuration`, additionalProperties: false), unlike
+            # the chart's k8sTagClusterId, which a schema that does not list it would refuse.
+            configuration_values=json.dumps({"controller": {"extraVolumeTags": dict(args.tags)}}),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group, ebs_attachment]))
 

@@ -466,7 +466,11 @@ def test_ebs_csi_tags_its_volumes_with_the_cluster_for_the_leak_audit():
     run = run_program("demo")
     ebs = next(r.inputs for r in run.of_type(ADDON) if r.inputs["addonName"] == "aws-ebs-csi-driver")
     name = run.of_type("eks:index:Cluster")[0].inputs["name"]
-    assert json.loads(ebs["configurationValues"]) == {"controller": {"k8sTagClusterId": name}}
+    tags = json.loads(ebs["configurationValues"])["controller"]["extraVolumeTags"]
+    assert tags == {"project": "hami-eks", "stack": "demo", "cluster": name}
+    # ... which is what the leak audit takes a volume to be the stack's by.
+    from hamieks.aws.leaks import Owner
+    assert Owner(name, "demo", "us-west-2").reason(tags)
 
 
 # ---- Kubernetes versions (issue 18) ----------------------------------------------------------

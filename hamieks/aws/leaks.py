@@ -7,12 +7,12 @@ Left behind they keep costing money, and ENIs / security groups block the VPC's 
 destroy that failed half-way also leaves the stack's own resources.
 
 A resource belongs to the cluster when it carries one of the tags these creators set:
-- `kubernetes.io/cluster/<name>` (EKS, the in-tree and the AWS load balancer controllers, EBS CSI:
-  components/cluster.py sets the add-on's controller.k8sTagClusterId so PVC volumes carry it);
+- `kubernetes.io/cluster/<name>` (EKS, the in-tree and the AWS load balancer controllers);
 - `eks:cluster-name` = name (managed node groups) or `aws:eks:cluster-name` = name (EKS itself);
 - `elbv2.k8s.aws/cluster` = name (AWS Load Balancer Controller);
 - `cluster.k8s.amazonaws.com/name` = name (VPC CNI, on the ENIs it creates);
-- the stack's own tags project=hami-eks, stack=<stack>, cluster=<name> (__main__.py `tags`);
+- the stack's own tags project=hami-eks, stack=<stack>, cluster=<name> (__main__.py `tags`; the
+  EBS CSI add-on puts them on PVC volumes too, components/cluster.py extraVolumeTags);
 plus, without tags, the cluster's own EKS objects, its log groups /aws/eks/<name>/... (EKS may
 re-create /aws/eks/<name>/cluster from late logs minutes after a destroy: re-run the audit) and
 the ECR repositories its pull-through cache created under the cluster's prefix.
