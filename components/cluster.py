@@ -170,7 +170,8 @@ class Cluster(pulumi.ComponentResource):
         # joins, or aws-node starts without credentials (amazon-vpc-cni-k8s#3840).
         cni_role = aws.iam.Role(
             f"{name}-vpc-cni",
-            assume_role_policy=json.dumps(_pod_identity_trust()),
+            assume_role_policy=aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+            .account_id.apply(lambda account: json.dumps(_pod_identity_trust(account))),
             tags=args.tags, opts=child)
         cni_attachment = aws.iam.RolePolicyAttachment(
             f"{name}-vpc-cni", role=cni_role.name, policy_arn=CNI_POLICY, opts=child)
@@ -242,7 +243,9 @@ class Cluster(pulumi.ComponentResource):
         self.provider_kubeconfig = (self.eks_cluster.get_kubeconfig(profile_name=args.aws_profile)
                                     if args.aws_profile else self.kubeconfig_json)
         self.endpoint = self.eks_cluster.core.apply(lambda core: core.endpoint)
-        self.register_outputs({"kubeconfig": self.kubeconfig_json, "endpoint": self.endpoint})
+        # Secret here too: a component's outputs are stored in the state like a stack's, and the
+        # kubeconfig names the cluster's endpoint and how to get its credentials.
+        self.register_outputs({"kubeconfig": pulumi.Output.secret(self.kubeconfig_json), "endpoint": self.endpoint})
 
 
 def _addon_version(args: ClusterArgs, addon: str) -> dict[str, Any]:
@@ -254,15 +257,17 @@ def _addon_version(args: ClusterArgs, addon: str) -> dict[str, Any]:
             "resolve_conflicts_on_update": "OVERWRITE"}
 
 
-def _pod_identity_trust() -> dict[str, Any]:
+def _pod_identity_trust(account_id: str) -> dict[str, Any]:
     # EKS Pod Identity: the EKS Auth service assumes the role and tags the session
-    # (docs: "Create a Pod Identity association", trust policy).
+    # (docs: "Create a Pod Identity association", trust policy). aws:SourceAccount keeps the
+    # service from assuming it on behalf of another account's cluster (the confused deputy).
     return {
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Principal": {"Service": "pods.eks.amazonaws.com"},
             "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         }],
     }
 

@@ -69,6 +69,7 @@ class ProgramRun:
     secret_outputs: set[str] = field(default_factory=set)
     error: Exception | None = None
     warnings: list[str] = field(default_factory=list)
+    component_outputs: dict[str, Any] = field(default_factory=dict)  # urn -> register_outputs
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
@@ -212,6 +213,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             ))
         return response
 
+
+    def RegisterResourceOutputs(self, request):
+        """A component's register_outputs, kept by URN as the engine would store them (secrets as
+        Pulumi's secret signature objects)."""
+        self.run.component_outputs[request.urn] = plain(json_format.MessageToDict(request.outputs))
+        return super().RegisterResourceOutputs(request)
 
     def Call(self, request):
         """A method call on a component (e.g. eks Cluster.getKubeconfig): answered by the mocks'

@@ -130,7 +130,8 @@ def test_the_vpc_cni_gets_its_permissions_through_pod_identity_before_any_node_j
     assert _attached(run, cni_role) == {"AmazonEKS_CNI_Policy"}
     trust = json.loads(cni_role.inputs["assumeRolePolicy"])["Statement"]
     assert trust == [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
-                      "Action": ["sts:AssumeRole", "sts:TagSession"]}]
+                      "Action": ["sts:AssumeRole", "sts:TagSession"],
+                      "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]
     (association,) = run.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
     assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == ("kube-system", "aws-node")
     assert association.inputs["roleArn"].endswith(f":role/{name}-vpc-cni")

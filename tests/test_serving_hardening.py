@@ -5,6 +5,7 @@ out of the VPC (never the instance metadata service)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 import pytest
@@ -140,3 +141,26 @@ def test_renderings_never_hold_the_key_and_say_how_to_create_it(project):
     text = "".join(files.values())
     assert "KEYCIPHER" not in text
     assert f"create secret generic {workloads.API_KEY_SECRET}" in files["00-namespace.yaml"]
+
+
+# ---- what the cluster component leaves in the state and trusts -------------------------------------
+
+def test_the_kubeconfig_is_a_secret_component_output_too():
+    from pulumi_harness import Secret, run_program
+
+    run = run_program("demo")
+    (outputs,) = [o for urn, o in run.component_outputs.items() if "hami-eks:cluster:Cluster" in urn]
+    # Sent as Pulumi's secret signature object: the state stores the value encrypted.
+    assert isinstance(outputs["kubeconfig"], Secret) and '"kind": "Config"' in outputs["kubeconfig"]
+    assert not isinstance(outputs["endpoint"], Secret)  # the stack exports it as clusterEndpoint
+
+
+def test_the_pod_identity_role_is_only_for_this_accounts_clusters():
+    from pulumi_harness import ACCOUNT, run_program
+
+    run = run_program("demo")
+    roles = [r for r in run.of_type("aws:iam/role:Role") if "pods.eks.amazonaws.com" in r.inputs["assumeRolePolicy"]]
+    assert roles
+    for role in roles:
+        (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
