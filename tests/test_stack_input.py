@@ -241,3 +241,18 @@ def test_a_derived_cluster_name_fits_the_names_aws_derives_from_it(project, new,
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load((path / f"Pulumi.{new}.yaml").read_text())["config"]["hami-eks:clusterName"] == cluster
     assert hami_eks("plan", "--stack", new, "--summary", "--project-dir", str(path)).returncode == 0
+
+
+def test_a_system_type_too_small_for_the_system_pods_is_warned_about(monkeypatch, capsys):
+    from hamieks import cli
+    from hamieks.sizing import system_nodes
+
+    # Every catalog CPU type holds today's system pods; a heavier set shows what a smaller type would.
+    heavy = (system_nodes.SystemPod("prometheus", 4000, 30000, "test"),)
+    monkeypatch.setattr(system_nodes, "SYSTEM_PODS", heavy)
+    assert cli.main(["plan", "--stack", "lean", "--summary", "--project-dir", str(REPO)]) == 0
+    out = capsys.readouterr().out
+    assert "hami-eks:systemInstanceType: one t3.large node allocates" in out and "prometheus" in out
+    monkeypatch.undo()
+    assert cli.main(["plan", "--stack", "lean", "--summary", "--project-dir", str(REPO)]) == 0
+    assert "systemInstanceType: one" not in capsys.readouterr().out

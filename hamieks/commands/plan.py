@@ -23,6 +23,7 @@ from hamieks.errors import HamiEksError
 from hamieks.modelfit import report as modelfit_report
 from hamieks.report import plan_svg, plan_text, risks
 from hamieks.scheduling import placement
+from hamieks.sizing import system_nodes
 
 EXIT_CODES = ("exit codes: 0 every replica is placed in every arrival order and tie-break (proven exhaustively, "
               "or sampled and accepted by --accept-sampled-order-check / acceptSampledOrderCheck) and every model "
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     fits = modelfit_report.model_fits(settings, args.service)
     warnings = [*risks.risks(settings, result.cost), *modelfit_report.format_warnings(fits),
                 *modelfit_report.vllm_warnings(settings, args.service)]
+    if (problem := system_nodes.system_type_problem(settings)) is not None:
+        warnings.append(f"hami-eks:systemInstanceType: {problem}")
     if sharing := stackfiles.stacks_sharing_cluster_name(args.project_dir, args.stack, settings.cluster_name):
         warnings.append(f"hami-eks:clusterName {settings.cluster_name!r} is also the cluster of stack(s) "
                         f"{', '.join(sharing)}: deployed to one account and region, the second `up` fails on the "

@@ -56,11 +56,30 @@ def system_pods(settings: Settings) -> tuple[SystemPod, ...]:
     return SYSTEM_PODS + (MONITORING_PODS if settings.monitoring else ())
 
 
+def _holds(instance: catalog.InstanceType, pods: tuple[SystemPod, ...]) -> bool:
+    return (allocatable.cpu_millis(instance) >= sum(pod.cpu_millis for pod in pods)
+            and allocatable.memory_mib(instance) >= sum(pod.memory_mib for pod in pods)
+            and allocatable.pods(instance) >= len(pods))
+
+
+def system_type_problem(settings: Settings) -> str | None:
+    """Why one node of the configured systemInstanceType cannot hold the system pods, or None:
+    after a node loss (or with SYSTEM_NODE_COUNT nodes during a drain) coredns, hami-scheduler
+    and the monitoring singletons would stay Pending."""
+    pods = system_pods(settings)
+    instance = catalog.instance_type(settings.system_instance_type)
+    if _holds(instance, pods):
+        return None
+    return (f"one {instance.name} node allocates {allocatable.cpu_millis(instance)}m CPU / "
+            f"{allocatable.memory_mib(instance)} MiB, less than the system pods request "
+            f"({sum(p.cpu_millis for p in pods)}m / {sum(p.memory_mib for p in pods)} MiB: "
+            f"{', '.join(p.name for p in pods)}); pick a larger systemInstanceType (`hami-eks rightsize` "
+            f"names the cheapest that does)")
+
+
 def cheapest_system_type(settings: Settings, prices: cost.PriceLookup) -> tuple[catalog.InstanceType, float]:
     """The cheapest catalog CPU type on which one node holds one replica of every system_pods entry."""
     pods = system_pods(settings)
-    cpu = sum(pod.cpu_millis for pod in pods)
-    memory = sum(pod.memory_mib for pod in pods)
     choices = []
     for instance in catalog.INSTANCE_TYPES.values():
         if instance.is_gpu:
@@ -68,8 +87,7 @@ def cheapest_system_type(settings: Settings, prices: cost.PriceLookup) -> tuple[
         price = prices(instance.name, settings.region, SYSTEM_CAPACITY_TYPE)
         if price is None:
             continue
-        if (allocatable.cpu_millis(instance) >= cpu and allocatable.memory_mib(instance) >= memory
-                and allocatable.pods(instance) >= len(pods)):
+        if _holds(instance, pods):
             choices.append((round(price.usd_per_hour, 6), instance.name != settings.system_instance_type,
                             instance.name, instance))
     if not choices:
