@@ -34,7 +34,7 @@ def test_the_root_filesystem_is_read_only_and_every_write_has_a_capped_volume(st
             assert "emptyDir" in volume and volume["emptyDir"].get("sizeLimit"), volume
         # every directory the environment sends writes to is on one of those mounts
         env = {e["name"]: e.get("value") for e in container["env"]}
-        for variable in ("HF_HOME", "TRITON_CACHE_DIR"):
+        for variable in ("HF_HOME", "TRITON_CACHE_DIR", "NUMBA_CACHE_DIR"):
             assert any(env[variable] == m or env[variable].startswith(m + "/") for m in mounts), variable
 
 

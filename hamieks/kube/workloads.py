@@ -219,8 +219,10 @@ def _probe(period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
 def _env(settings: Settings) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "HF_HOME", "value": MODEL_CACHE_MOUNT},
-        # Triton's cache defaults to ~/.triton, outside the writable $HOME/.cache.
+        # Triton's cache defaults to ~/.triton, outside the writable $HOME/.cache; numba's to the
+        # __pycache__ beside the package's own files, which a read-only root refuses.
         {"name": "TRITON_CACHE_DIR", "value": f"{WRITABLE_DIRS['cache']}/triton"},
+        {"name": "NUMBA_CACHE_DIR", "value": f"{WRITABLE_DIRS['cache']}/numba"},
         # vLLM's usage telemetry phones home from every pod start; off in a private cluster.
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
